@@ -1,0 +1,41 @@
+"""otel-dist: an OpenTelemetry distribution for Python services.
+
+One call at start-up gives traces, metrics and structured logs exported over OTLP::
+
+    import otel_dist
+
+    telemetry = otel_dist.configure(service_name="parser", service_version="1.4.0")
+    log = otel_dist.get_logger(__name__)
+    log.info("document.parsed", pages=12)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from structlog.typing import FilteringBoundLogger
+
+from otel_dist.bootstrap import Telemetry, configure, current
+from otel_dist.context import get_request_id
+from otel_dist.settings import REQUEST_ID_KEY, ConfigurationError, Settings
+
+__all__ = [
+    "REQUEST_ID_KEY",
+    "ConfigurationError",
+    "Settings",
+    "Telemetry",
+    "configure",
+    "current",
+    "get_logger",
+    "get_request_id",
+]
+
+
+def get_logger(name: str | None = None, **initial_values: Any) -> FilteringBoundLogger:
+    """A structlog logger whose lines carry ``logger=name`` plus ``initial_values``.
+
+    Safe to call at import time, before :func:`configure`: the logger picks up the configuration on first use.
+    """
+    logger: FilteringBoundLogger = structlog.get_logger(*(() if name is None else (name,)), **initial_values)
+    return logger

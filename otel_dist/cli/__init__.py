@@ -1,0 +1,1 @@
+"""The ``otel-dist`` command line."""

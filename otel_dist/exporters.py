@@ -1,0 +1,115 @@
+"""Exporter factories: Settings -> the span, metric and log exporters of each chosen kind.
+
+The OTLP exporters are imported lazily so that the gRPC stack (grpcio) is only loaded when a signal uses it.
+Every value is passed explicitly: the exporters would otherwise read OTEL_* variables on their own.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from otel_dist.settings import ConfigurationError, Settings, Signal
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.sdk._logs.export import LogRecordExporter
+    from opentelemetry.sdk.metrics.export import MetricExporter
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+
+def _otlp_kwargs(
+    settings: Settings, signal: Signal, meter_provider: MeterProvider | None
+) -> tuple[str, dict[str, Any]]:
+    otlp = settings.otlp(signal)
+    kwargs: dict[str, Any] = {
+        "endpoint": otlp.endpoint,
+        "headers": dict(otlp.headers),
+        "timeout": otlp.timeout,
+        "meter_provider": meter_provider,
+    }
+    if otlp.protocol == "grpc":
+        from grpc import Compression as GrpcCompression
+
+        kwargs["insecure"] = otlp.insecure
+        kwargs["compression"] = GrpcCompression.Gzip if otlp.compression == "gzip" else GrpcCompression.NoCompression
+    else:
+        from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+
+        kwargs["compression"] = HttpCompression.Gzip if otlp.compression == "gzip" else HttpCompression.NoCompression
+    return otlp.protocol, kwargs
+
+
+def _require_grpc(signal: Signal) -> None:
+    try:
+        import opentelemetry.exporter.otlp.proto.grpc  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL",
+            "'grpc' needs the grpc exporter: pip install 'otel-dist[grpc]'",
+        ) from None
+
+
+def span_exporters(settings: Settings, meter_provider: MeterProvider | None) -> list[SpanExporter]:
+    """The span exporters chosen by ``traces_exporter``."""
+    exporters: list[SpanExporter] = []
+    for kind in settings.traces_exporter:
+        if kind == "otlp":
+            protocol, kwargs = _otlp_kwargs(settings, "traces", meter_provider)
+            if protocol == "grpc":
+                _require_grpc("traces")
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+                exporters.append(GrpcSpanExporter(**kwargs))
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                exporters.append(OTLPSpanExporter(**kwargs))
+        elif kind == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporters.append(ConsoleSpanExporter(out=sys.stderr))
+    return exporters
+
+
+def log_exporters(settings: Settings, meter_provider: MeterProvider | None) -> list[LogRecordExporter]:
+    """The log-record exporters chosen by ``logs_exporter``."""
+    exporters: list[LogRecordExporter] = []
+    for kind in settings.logs_exporter:
+        if kind == "otlp":
+            protocol, kwargs = _otlp_kwargs(settings, "logs", meter_provider)
+            if protocol == "grpc":
+                _require_grpc("logs")
+                from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+
+                exporters.append(GrpcLogExporter(**kwargs))
+            else:
+                from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+                exporters.append(OTLPLogExporter(**kwargs))
+        elif kind == "console":
+            from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+
+            exporters.append(ConsoleLogRecordExporter(out=sys.stderr))
+    return exporters
+
+
+def metric_exporter(settings: Settings, kind: str) -> MetricExporter:
+    """One push-mode metric exporter (``otlp`` or ``console``).
+
+    Its own self-metrics go to the global meter provider: the exporter must exist before our MeterProvider,
+    which then becomes the global one, so the API's proxy instruments bind to it.
+    """
+    if kind == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return ConsoleMetricExporter(out=sys.stderr)
+    protocol, kwargs = _otlp_kwargs(settings, "metrics", None)
+    if protocol == "grpc":
+        _require_grpc("metrics")
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
+
+        return GrpcMetricExporter(**kwargs)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter(**kwargs)

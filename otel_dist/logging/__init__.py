@@ -1,0 +1,1 @@
+"""Logging: structlog processors and the one pipeline that structlog and stdlib records share."""

@@ -1,0 +1,172 @@
+"""Small structlog processors, one job each. Each is a plain callable ``(logger, method, event) -> event``.
+
+The order they run in (see :mod:`otel_dist.logging.setup`) is part of the contract: identity and trace
+context are added before redaction, redaction runs before anything leaves the process, and the OTel
+emitter runs before rendering so both outputs carry the same fields.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+from opentelemetry._logs import Logger as OtelLogger
+from opentelemetry._logs import LoggerProvider as OtelLoggerProvider
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.trace import get_current_span
+from structlog.typing import EventDict
+
+from otel_dist.context import get_request_id
+from otel_dist.scrubbing import Redactor
+from otel_dist.settings import REQUEST_ID_KEY
+
+#: Private key carrying the event time in nanoseconds from the timestamper to the OTel emitter.
+TIME_NS_KEY: Final = "_time_ns"
+
+SEVERITY: Final[Mapping[str, tuple[SeverityNumber, str]]] = {
+    "debug": (SeverityNumber.DEBUG, "DEBUG"),
+    "info": (SeverityNumber.INFO, "INFO"),
+    "warning": (SeverityNumber.WARN, "WARN"),
+    "warn": (SeverityNumber.WARN, "WARN"),
+    "error": (SeverityNumber.ERROR, "ERROR"),
+    "exception": (SeverityNumber.ERROR, "ERROR"),
+    "critical": (SeverityNumber.FATAL, "FATAL"),
+    "fatal": (SeverityNumber.FATAL, "FATAL"),
+}
+
+#: Keys that become fields of the OTel record (body, severity, time, trace context) or resource
+#: attributes, never log-record attributes.
+_NOT_ATTRIBUTES: Final = frozenset(
+    {"event", "level", "timestamp", "trace_id", "span_id", "exc_info", "exception", "stack_info",
+     "service.name", "service.version", "deployment.environment.name", TIME_NS_KEY, "_record", "_from_structlog"}
+)  # fmt: skip
+
+
+def add_logger_name(logger: Any, _method: str, event: EventDict) -> EventDict:
+    """``logger``: the stdlib record's logger name, or the name given to ``otel_dist.get_logger``."""
+    record = event.get("_record")
+    name = record.name if record is not None else getattr(logger, "name", None)
+    if name:
+        event["logger"] = name
+    return event
+
+
+def add_timestamp(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """ISO-8601 UTC timestamp with microseconds; the nanosecond time is kept for the OTel record."""
+    now = time.time_ns()
+    event[TIME_NS_KEY] = now
+    event["timestamp"] = (
+        datetime.fromtimestamp(now / 1e9, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )
+    return event
+
+
+class AddServiceIdentity:
+    """service.name / service.version / deployment.environment.name on every line (stdout readers need them)."""
+
+    def __init__(self, identity: Mapping[str, str]) -> None:
+        self._identity = dict(identity)
+
+    def __call__(self, _logger: Any, _method: str, event: EventDict) -> EventDict:
+        for key, value in self._identity.items():
+            event.setdefault(key, value)
+        return event
+
+
+def add_trace_context(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """trace_id and span_id of the current span, sampled or not (a non-sampled span still has IDs)."""
+    context = get_current_span().get_span_context()
+    if context.is_valid:
+        event["trace_id"] = format(context.trace_id, "032x")
+        event["span_id"] = format(context.span_id, "016x")
+    return event
+
+
+def add_request_id(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """The current request's ID, under the one key every query uses."""
+    request_id = get_request_id()
+    if request_id is not None:
+        event.setdefault(REQUEST_ID_KEY, request_id)
+    return event
+
+
+class RedactSecrets:
+    """Blank values of secret-named fields (password, token, api_key, ...) at any depth."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+
+    def __call__(self, _logger: Any, _method: str, event: EventDict) -> EventDict:
+        return self._redactor.redact_in_place(event)
+
+
+def _exception_of(event: EventDict) -> BaseException | None:
+    exc_info = event.get("exc_info")
+    if not exc_info:
+        return None
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple):
+        return exc_info[1] if len(exc_info) > 1 else None
+    return sys.exc_info()[1]
+
+
+def _attribute(value: Any) -> Any:
+    """OTel attribute values are primitives or homogeneous sequences; anything else travels as JSON text."""
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    return orjson.dumps(value, default=str).decode()
+
+
+class EmitOtelRecord:
+    """Hand the event to the OTel LoggerProvider: exactly one record per event.
+
+    Shape: body = the event text; severity from the level; time = the line's timestamp; trace context from
+    the current span; attributes = the other fields (``request_id`` among them, ``logger.name`` for the
+    logger); exceptions as the semantic-convention ``exception.*`` attributes. Service identity lives in the
+    resource. Records from the OTel SDK's own loggers are not exported: an export failure must not produce
+    more records to export.
+    """
+
+    def __init__(self, provider: OtelLoggerProvider) -> None:
+        self._provider = provider
+        self._loggers: dict[str, OtelLogger] = {}
+
+    def _logger(self, name: str) -> OtelLogger:
+        logger = self._loggers.get(name)
+        if logger is None:
+            logger = self._loggers[name] = self._provider.get_logger(name)
+        return logger
+
+    def __call__(self, _logger: Any, method: str, event: EventDict) -> EventDict:
+        name = str(event.get("logger") or "root")
+        if name.startswith("opentelemetry"):
+            return event
+        level = str(event.get("level") or method)
+        severity_number, severity_text = SEVERITY.get(level, (SeverityNumber.INFO, "INFO"))
+        attributes = {
+            ("logger.name" if k == "logger" else k): _attribute(v)
+            for k, v in event.items()
+            if k not in _NOT_ATTRIBUTES and v is not None
+        }
+        self._logger(name).emit(
+            timestamp=event.get(TIME_NS_KEY),
+            severity_number=severity_number,
+            severity_text=severity_text,
+            body=str(event.get("event", "")),
+            attributes=attributes,
+            exception=_exception_of(event),  # the SDK adds the exception.* attributes
+        )
+        return event
+
+
+def drop_private_keys(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """Remove keys that only carry data between processors."""
+    event.pop(TIME_NS_KEY, None)
+    return event

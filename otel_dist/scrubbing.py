@@ -1,0 +1,72 @@
+"""Redaction of secrets, shared by log processors and span attribute scrubbing.
+
+A key is secret when one of the secret words appears in it as a whole word (delimited by anything that is
+not a letter): ``access_token``, ``X-Api-Key`` and ``db.password`` are secret; ``tokens_used`` and
+``author`` are not. Values under secret keys are replaced by :data:`REDACTED`, recursively in mappings and
+sequences. ``extra`` words widen the set; ``allow`` names keys that are never redacted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, MutableMapping
+from functools import lru_cache
+from typing import Any, Final
+
+REDACTED: Final = "[REDACTED]"
+
+DEFAULT_SECRET_WORDS: Final[tuple[str, ...]] = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api[-_.]?key",
+    "apikey",
+    "authorization",
+    "auth[-_.]?token",
+    "cookie",
+    "set[-_.]?cookie",
+    "credential",
+    "credentials",
+    "private[-_.]?key",
+    "session[-_.]?id",
+    "access[-_.]?key",
+    "signature",
+    "jwt",
+    "bearer",
+)
+
+
+class Redactor:
+    """Decides which keys are secret and blanks their values."""
+
+    def __init__(self, extra: Iterable[str] = (), allow: Iterable[str] = ()) -> None:
+        words = [*DEFAULT_SECRET_WORDS, *(re.escape(w) for w in extra)]
+        self._pattern = re.compile(r"(?<![a-z])(?:" + "|".join(words) + r")(?![a-z])")
+        self._allow = frozenset(a.lower() for a in allow)
+        # Keys repeat endlessly (the same log fields, the same header names), so decisions are cached.
+        self.is_secret = lru_cache(maxsize=4096)(self._is_secret)
+
+    def _is_secret(self, key: str) -> bool:
+        lowered = key.lower()
+        return lowered not in self._allow and self._pattern.search(lowered) is not None
+
+    def redact(self, value: Any) -> Any:
+        """A copy of ``value`` with the values of secret keys replaced, at any depth."""
+        if isinstance(value, Mapping):
+            return {
+                k: REDACTED if isinstance(k, str) and self.is_secret(k) else self.redact(v) for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return type(value)(self.redact(v) for v in value)
+        return value
+
+    def redact_in_place(self, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """Redact a log event dict (top level in place; nested containers copied only when touched)."""
+        for key, value in event.items():
+            if self.is_secret(key):
+                event[key] = REDACTED
+            elif isinstance(value, Mapping | list | tuple):
+                event[key] = self.redact(value)
+        return event

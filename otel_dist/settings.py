@@ -1,0 +1,736 @@
+"""Settings: every option resolved once, from one documented order, into a frozen object.
+
+Order of precedence, highest first:
+
+1. arguments to :func:`otel_dist.configure`;
+2. environment variables (the standard ``OTEL_*`` ones and our ``OTEL_DIST_*`` ones);
+3. the *profile* chosen by ``deployment.environment.name`` (``development``, ``staging``, ``production``);
+4. built-in defaults.
+
+This module is the only place in otel-dist that reads the environment. Everything downstream receives a
+:class:`Settings` and passes the resolved values to the OpenTelemetry SDK explicitly, so changing the
+environment after :func:`~otel_dist.configure` changes nothing.
+
+A bad value never falls back silently: :func:`resolve` raises :class:`ConfigurationError` naming the
+argument or variable, the value (unless it is secret) and what is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Final, Literal, TypedDict, cast
+from urllib.parse import unquote, urlsplit
+
+__all__ = [
+    "PROFILES",
+    "ConfigurationError",
+    "Options",
+    "OtlpSignalSettings",
+    "Settings",
+    "resolve",
+]
+
+Signal = Literal["traces", "metrics", "logs"]
+SIGNALS: Final[tuple[Signal, ...]] = ("traces", "metrics", "logs")
+
+#: The name of the request-ID attribute everywhere: JSON log lines, OTel log records, span attributes.
+#: One name with no dots, so that Loki (which turns dots into underscores), VictoriaLogs and Jaeger all
+#: see the same key and every query in the repo uses it unchanged.
+REQUEST_ID_KEY: Final = "request_id"
+
+
+class ConfigurationError(ValueError):
+    """A setting has a value otel-dist cannot use.
+
+    ``setting`` names the argument or environment variable; the message says what is accepted.
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+class Options(TypedDict, total=False):
+    """Keyword arguments of :func:`otel_dist.configure`. Each overrides its environment variable."""
+
+    service_name: str
+    service_version: str
+    environment: str
+    resource_attributes: Mapping[str, str]
+    sdk_disabled: bool
+    traces_exporter: str
+    metrics_exporter: str
+    logs_exporter: str
+    endpoint: str
+    protocol: str
+    headers: Mapping[str, str]
+    export_timeout: float
+    compression: str
+    sampler: str
+    sampler_ratio: float
+    propagators: str
+    metric_export_interval: float
+    histogram_aggregation: str
+    exemplar_filter: str
+    cardinality_limit: int
+    prometheus_host: str
+    prometheus_port: int
+    system_metrics: bool
+    memory_limit: int
+    log_format: str
+    log_level: str
+    capture_stdlib_logging: bool
+    redact_keys: str
+    redact_allow: str
+    attribute_value_length_limit: int
+    attribute_count_limit: int
+    span_queue_size: int
+    span_batch_size: int
+    span_schedule_delay: float
+    log_queue_size: int
+    log_batch_size: int
+    log_schedule_delay: float
+    shutdown_timeout: float
+    handle_sigterm: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpSignalSettings:
+    """The effective OTLP exporter settings of one signal (per-signal variables over the generic ones)."""
+
+    endpoint: str
+    protocol: str
+    headers: Mapping[str, str]
+    timeout: float
+    compression: str
+    insecure: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved, immutable configuration. Build it with :func:`resolve`; never construct it field by field.
+
+    Durations are in seconds. ``sources`` maps each field to where its value came from: ``argument``,
+    ``env:NAME``, ``profile:NAME`` or ``default`` (``otel-dist doctor`` prints it).
+    """
+
+    service_name: str
+    service_version: str | None
+    environment: str | None
+    resource_attributes: Mapping[str, str]
+    sdk_disabled: bool
+    traces_exporter: tuple[str, ...]
+    metrics_exporter: tuple[str, ...]
+    logs_exporter: tuple[str, ...]
+    endpoint: str
+    protocol: str
+    headers: Mapping[str, str]
+    export_timeout: float
+    compression: str
+    traces_endpoint: str | None
+    metrics_endpoint: str | None
+    logs_endpoint: str | None
+    traces_protocol: str | None
+    metrics_protocol: str | None
+    logs_protocol: str | None
+    traces_headers: Mapping[str, str] | None
+    metrics_headers: Mapping[str, str] | None
+    logs_headers: Mapping[str, str] | None
+    traces_timeout: float | None
+    metrics_timeout: float | None
+    logs_timeout: float | None
+    traces_compression: str | None
+    metrics_compression: str | None
+    logs_compression: str | None
+    sampler: str
+    sampler_ratio: float
+    propagators: tuple[str, ...]
+    metric_export_interval: float
+    metric_export_timeout: float
+    histogram_aggregation: str
+    exemplar_filter: str
+    cardinality_limit: int
+    prometheus_host: str
+    prometheus_port: int
+    system_metrics: bool
+    memory_limit: int | None
+    log_format: str
+    log_level: str
+    capture_stdlib_logging: bool
+    redact_keys: tuple[str, ...]
+    redact_allow: tuple[str, ...]
+    attribute_value_length_limit: int
+    attribute_count_limit: int
+    span_event_count_limit: int
+    span_link_count_limit: int
+    span_queue_size: int
+    span_batch_size: int
+    span_schedule_delay: float
+    span_export_timeout: float
+    log_queue_size: int
+    log_batch_size: int
+    log_schedule_delay: float
+    log_export_timeout: float
+    shutdown_timeout: float
+    handle_sigterm: bool
+    profile: str | None
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def otlp(self, signal: Signal) -> OtlpSignalSettings:
+        """The effective OTLP settings of ``signal``: its own variables first, then the generic ones.
+
+        A generic HTTP endpoint gets the signal path appended (``/v1/traces``); a per-signal endpoint is
+        used as given, as the OTLP exporter specification says.
+        """
+        protocol = getattr(self, f"{signal}_protocol") or self.protocol
+        own_endpoint: str | None = getattr(self, f"{signal}_endpoint")
+        if own_endpoint is not None:
+            endpoint = own_endpoint
+        elif protocol == "grpc":
+            endpoint = self.endpoint
+        else:
+            endpoint = self.endpoint.rstrip("/") + f"/v1/{signal}"
+        headers = getattr(self, f"{signal}_headers")
+        timeout = getattr(self, f"{signal}_timeout")
+        compression = getattr(self, f"{signal}_compression")
+        return OtlpSignalSettings(
+            endpoint=endpoint,
+            protocol=protocol,
+            headers=self.headers if headers is None else headers,
+            timeout=self.export_timeout if timeout is None else timeout,
+            compression=compression or self.compression,
+            insecure=urlsplit(endpoint).scheme != "https",
+        )
+
+    @property
+    def enabled_signals(self) -> tuple[Signal, ...]:
+        """The signals with at least one exporter (pull-mode Prometheus counts for metrics)."""
+        chosen = {"traces": self.traces_exporter, "metrics": self.metrics_exporter, "logs": self.logs_exporter}
+        return tuple(s for s in SIGNALS if chosen[s] != ("none",))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Profiles: defaults keyed by deployment.environment.name. Environment variables and arguments override them.
+# --------------------------------------------------------------------------------------------------------------
+
+PROFILES: Final[Mapping[str, Mapping[str, Any]]] = MappingProxyType(
+    {
+        "development": MappingProxyType(
+            {
+                "log_format": "console",
+                "log_level": "debug",
+                "sampler": "parentbased_always_on",
+                "sampler_ratio": 1.0,
+                "metric_export_interval": 5.0,
+                "span_schedule_delay": 1.0,
+                "log_schedule_delay": 1.0,
+            }
+        ),
+        "staging": MappingProxyType(
+            {
+                "log_format": "json",
+                "log_level": "info",
+                "sampler": "parentbased_always_on",
+                "sampler_ratio": 1.0,
+                "metric_export_interval": 30.0,
+            }
+        ),
+        "production": MappingProxyType(
+            {
+                "log_format": "json",
+                "log_level": "info",
+                "sampler": "parentbased_traceidratio",
+                "sampler_ratio": 0.1,
+                "metric_export_interval": 60.0,
+            }
+        ),
+    }
+)
+
+#: Common spellings of environment names, mapped to the profile they select.
+PROFILE_ALIASES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "dev": "development",
+        "local": "development",
+        "development": "development",
+        "stage": "staging",
+        "staging": "staging",
+        "prod": "production",
+        "production": "production",
+    }
+)
+
+# --------------------------------------------------------------------------------------------------------------
+# Parsers: each turns one raw value (a string from the environment, or a Python value from an argument) into a
+# typed value, or raises ValueError saying what is accepted.
+# --------------------------------------------------------------------------------------------------------------
+
+Parser = Callable[[Any], Any]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value.strip()
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError("expected true or false")
+
+
+def _choice(*accepted: str) -> Parser:
+    def parse(value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() in accepted:
+            return value.strip().lower()
+        raise ValueError(f"expected one of: {', '.join(accepted)}")
+
+    return parse
+
+
+def _choices(*accepted: str, exclusive: str | None = None) -> Parser:
+    """A comma-separated list whose items are all in ``accepted``; ``exclusive`` may only stand alone."""
+
+    def parse(value: Any) -> tuple[str, ...]:
+        items = value if isinstance(value, list | tuple) else str(value).split(",")
+        chosen = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+        if not chosen or any(c not in accepted for c in chosen):
+            raise ValueError(f"expected a comma-separated list of: {', '.join(accepted)}")
+        if exclusive is not None and exclusive in chosen and len(chosen) > 1:
+            raise ValueError(f"{exclusive!r} cannot be combined with other values")
+        return chosen
+
+    return parse
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Parser:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("expected an integer")
+        try:
+            number = value if isinstance(value, int) else int(str(value).strip(), 10)
+        except ValueError:
+            raise ValueError("expected an integer") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            raise ValueError(f"expected an integer {bounds}")
+        return number
+
+    return parse
+
+
+def _seconds(minimum: float = 0.0, *, positive: bool = True) -> Parser:
+    """A duration argument in seconds (int or float)."""
+
+    def parse(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError("expected a number of seconds")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError("expected a number of seconds") from None
+        if not math.isfinite(number) or number < minimum or (positive and number <= 0):
+            raise ValueError("expected a positive, finite number of seconds")
+        return number
+
+    return parse
+
+
+def _env_milliseconds(value: Any) -> float:
+    """The OTEL_* duration variables are integers in milliseconds; we keep seconds."""
+    return cast(int, _integer(1)(value)) / 1000.0
+
+
+def _ratio(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number between 0 and 1")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a number between 0 and 1") from None
+    if not 0.0 <= number <= 1.0:
+        raise ValueError("expected a number between 0 and 1")
+    return number
+
+
+def _key_values(value: Any) -> Mapping[str, str]:
+    """``key=value`` pairs separated by commas, values percent-decoded (W3C Baggage octets), or a mapping."""
+    if isinstance(value, Mapping):
+        pairs = {str(k).strip(): str(v) for k, v in value.items()}
+    else:
+        pairs = {}
+        for item in str(value).split(","):
+            if not item.strip():
+                continue
+            key, sep, raw = item.partition("=")
+            if not sep or not key.strip():
+                # Never echo the item: it may carry a credential.
+                raise ValueError("expected comma-separated key=value pairs")
+            pairs[unquote(key.strip())] = unquote(raw.strip())
+    if any(not k for k in pairs):
+        raise ValueError("expected comma-separated key=value pairs with non-empty keys")
+    return MappingProxyType(pairs)
+
+
+def _url(value: Any) -> str:
+    text = _text(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError("expected an http:// or https:// URL with a valid port") from None
+    return text
+
+
+def _byte_size(value: Any) -> int:
+    """A size in bytes: an integer, optionally with a suffix K, M, G (powers of 1000) or Ki, Mi, Gi."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError("expected a positive size in bytes")
+        return value
+    match = re.fullmatch(r"\s*(\d+)\s*(K|M|G|Ki|Mi|Gi)?\s*", str(value))
+    if not match:
+        raise ValueError("expected a size in bytes, e.g. 536870912, 512Mi or 2G")
+    units = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    size = int(match.group(1)) * units[match.group(2)]
+    if size <= 0:
+        raise ValueError("expected a positive size in bytes")
+    return size
+
+
+def _word_list(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    words = tuple(str(i).strip().lower() for i in items if str(i).strip())
+    if any(not re.fullmatch(r"[a-z0-9_.\-]+", w) for w in words):
+        raise ValueError("expected a comma-separated list of field names (letters, digits, _ . -)")
+    return words
+
+
+_PROTOCOLS = ("http/protobuf", "grpc")
+_COMPRESSION = ("gzip", "none")
+_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+PROPAGATORS: Final = ("tracecontext", "baggage", "b3", "b3multi", "none")
+
+# --------------------------------------------------------------------------------------------------------------
+# The table: one row per setting. env lists the variables in precedence order; secret settings never have their
+# value printed in errors or by doctor.
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    name: str
+    default: Any
+    parse: Parser
+    env: tuple[str, ...] = ()
+    env_parse: Parser | None = None  # when the environment form differs (milliseconds, strings)
+    argument: bool = True  # False: environment only (per-signal OTLP overrides)
+    secret: bool = False
+
+
+def _per_signal(signal: Signal) -> list[_Spec]:
+    upper = signal.upper()
+    return [
+        _Spec(f"{signal}_endpoint", None, _url, (f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT",), argument=False),
+        _Spec(
+            f"{signal}_protocol", None, _choice(*_PROTOCOLS), (f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL",), argument=False
+        ),
+        _Spec(
+            f"{signal}_headers",
+            None,
+            _key_values,
+            (f"OTEL_EXPORTER_OTLP_{upper}_HEADERS",),
+            argument=False,
+            secret=True,
+        ),
+        _Spec(
+            f"{signal}_timeout",
+            None,
+            _seconds(),
+            (f"OTEL_EXPORTER_OTLP_{upper}_TIMEOUT",),
+            env_parse=_env_milliseconds,
+            argument=False,
+        ),
+        _Spec(
+            f"{signal}_compression",
+            None,
+            _choice(*_COMPRESSION),
+            (f"OTEL_EXPORTER_OTLP_{upper}_COMPRESSION",),
+            argument=False,
+        ),
+    ]
+
+
+_SPECS: Final[tuple[_Spec, ...]] = (
+    _Spec("sdk_disabled", False, _boolean, ("OTEL_SDK_DISABLED",)),
+    _Spec("service_version", None, _optional_text, ("OTEL_DIST_SERVICE_VERSION",)),
+    _Spec(
+        "traces_exporter", ("otlp",), _choices("otlp", "console", "none", exclusive="none"), ("OTEL_TRACES_EXPORTER",)
+    ),
+    _Spec(
+        "metrics_exporter",
+        ("otlp",),
+        _choices("otlp", "console", "prometheus", "none", exclusive="none"),
+        ("OTEL_METRICS_EXPORTER",),
+    ),
+    _Spec("logs_exporter", ("otlp",), _choices("otlp", "console", "none", exclusive="none"), ("OTEL_LOGS_EXPORTER",)),
+    _Spec("endpoint", "http://127.0.0.1:4318", _url, ("OTEL_EXPORTER_OTLP_ENDPOINT",)),
+    _Spec("protocol", "http/protobuf", _choice(*_PROTOCOLS), ("OTEL_EXPORTER_OTLP_PROTOCOL",)),
+    _Spec("headers", MappingProxyType({}), _key_values, ("OTEL_EXPORTER_OTLP_HEADERS",), secret=True),
+    _Spec("export_timeout", 10.0, _seconds(), ("OTEL_EXPORTER_OTLP_TIMEOUT",), env_parse=_env_milliseconds),
+    _Spec("compression", "none", _choice(*_COMPRESSION), ("OTEL_EXPORTER_OTLP_COMPRESSION",)),
+    *_per_signal("traces"),
+    *_per_signal("metrics"),
+    *_per_signal("logs"),
+    _Spec("sampler", "parentbased_always_on", _choice(*_SAMPLERS), ("OTEL_TRACES_SAMPLER",)),
+    _Spec("sampler_ratio", 1.0, _ratio, ("OTEL_TRACES_SAMPLER_ARG",)),
+    _Spec(
+        "propagators",
+        ("tracecontext", "baggage"),
+        _choices(*PROPAGATORS, exclusive="none"),
+        ("OTEL_PROPAGATORS",),
+    ),
+    _Spec("metric_export_interval", 60.0, _seconds(), ("OTEL_METRIC_EXPORT_INTERVAL",), env_parse=_env_milliseconds),
+    _Spec("metric_export_timeout", 10.0, _seconds(), ("OTEL_METRIC_EXPORT_TIMEOUT",), env_parse=_env_milliseconds),
+    _Spec(
+        "histogram_aggregation",
+        "explicit_bucket_histogram",
+        _choice("explicit_bucket_histogram", "base2_exponential_bucket_histogram"),
+        ("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",),
+    ),
+    _Spec(
+        "exemplar_filter",
+        "trace_based",
+        _choice("trace_based", "always_on", "always_off"),
+        ("OTEL_METRICS_EXEMPLAR_FILTER",),
+    ),
+    _Spec("cardinality_limit", 2000, _integer(2), ("OTEL_DIST_METRIC_CARDINALITY_LIMIT",)),
+    _Spec("prometheus_host", "127.0.0.1", _text, ("OTEL_EXPORTER_PROMETHEUS_HOST",)),
+    _Spec("prometheus_port", 9464, _integer(0, 65535), ("OTEL_EXPORTER_PROMETHEUS_PORT",)),
+    _Spec("system_metrics", True, _boolean, ("OTEL_DIST_SYSTEM_METRICS",)),
+    _Spec("memory_limit", None, _byte_size, ("OTEL_DIST_MEMORY_LIMIT",)),
+    _Spec("log_format", "json", _choice("json", "console"), ("OTEL_DIST_LOG_FORMAT",)),
+    _Spec("log_level", "info", _choice("debug", "info", "warning", "error", "critical"), ("OTEL_DIST_LOG_LEVEL",)),
+    _Spec("capture_stdlib_logging", True, _boolean, ("OTEL_DIST_CAPTURE_STDLIB_LOGGING",)),
+    _Spec("redact_keys", (), _word_list, ("OTEL_DIST_REDACT_KEYS",)),
+    _Spec("redact_allow", (), _word_list, ("OTEL_DIST_REDACT_ALLOW",)),
+    _Spec(
+        "attribute_value_length_limit",
+        4096,
+        _integer(1),
+        ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+    ),
+    _Spec("attribute_count_limit", 128, _integer(1), ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT")),
+    _Spec("span_event_count_limit", 128, _integer(0), ("OTEL_SPAN_EVENT_COUNT_LIMIT",)),
+    _Spec("span_link_count_limit", 128, _integer(0), ("OTEL_SPAN_LINK_COUNT_LIMIT",)),
+    _Spec("span_queue_size", 2048, _integer(1), ("OTEL_BSP_MAX_QUEUE_SIZE",)),
+    _Spec("span_batch_size", 512, _integer(1), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE",)),
+    _Spec("span_schedule_delay", 5.0, _seconds(), ("OTEL_BSP_SCHEDULE_DELAY",), env_parse=_env_milliseconds),
+    _Spec("span_export_timeout", 30.0, _seconds(), ("OTEL_BSP_EXPORT_TIMEOUT",), env_parse=_env_milliseconds),
+    _Spec("log_queue_size", 2048, _integer(1), ("OTEL_BLRP_MAX_QUEUE_SIZE",)),
+    _Spec("log_batch_size", 512, _integer(1), ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",)),
+    _Spec("log_schedule_delay", 1.0, _seconds(), ("OTEL_BLRP_SCHEDULE_DELAY",), env_parse=_env_milliseconds),
+    _Spec("log_export_timeout", 30.0, _seconds(), ("OTEL_BLRP_EXPORT_TIMEOUT",), env_parse=_env_milliseconds),
+    _Spec("shutdown_timeout", 5.0, _seconds(), ("OTEL_DIST_SHUTDOWN_TIMEOUT",)),
+    _Spec("handle_sigterm", True, _boolean, ("OTEL_DIST_HANDLE_SIGTERM",)),
+)
+
+_SPEC_BY_NAME: Final = {spec.name: spec for spec in _SPECS}
+#: Every keyword configure() accepts.
+OPTION_NAMES: Final[frozenset[str]] = frozenset(Options.__annotations__)
+#: Names of settings whose values must never be printed.
+SECRET_SETTINGS: Final[frozenset[str]] = frozenset(s.name for s in _SPECS if s.secret)
+
+
+def _fail(setting: str, raw: Any, problem: str, *, secret: bool) -> ConfigurationError:
+    shown = "<redacted>" if secret else repr(raw)
+    return ConfigurationError(setting, f"invalid value {shown}: {problem}")
+
+
+def _from_environment(spec: _Spec, environ: Mapping[str, str]) -> tuple[Any, str] | None:
+    for variable in spec.env:
+        raw = environ.get(variable)
+        if raw is None or not raw.strip():
+            continue  # the spec treats empty variables as unset
+        try:
+            return (spec.env_parse or spec.parse)(raw), f"env:{variable}"
+        except ValueError as error:
+            raise _fail(variable, raw, str(error), secret=spec.secret) from None
+    return None
+
+
+def _resolve_one(
+    spec: _Spec,
+    arguments: Mapping[str, Any],
+    environ: Mapping[str, str],
+    profile_name: str | None,
+) -> tuple[Any, str]:
+    if spec.argument and arguments.get(spec.name) is not None:
+        raw = arguments[spec.name]
+        try:
+            return spec.parse(raw), "argument"
+        except ValueError as error:
+            raise _fail(f"configure(..., {spec.name}=)", raw, str(error), secret=spec.secret) from None
+    from_env = _from_environment(spec, environ)
+    if from_env is not None:
+        return from_env
+    if profile_name is not None and spec.name in PROFILES[profile_name]:
+        return PROFILES[profile_name][spec.name], f"profile:{profile_name}"
+    return spec.default, "default"
+
+
+def _identity(
+    arguments: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str], Mapping[str, str]]:
+    """service.name, deployment.environment.name and the resource attributes, with their special precedence.
+
+    OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES (OTel spec); OTEL_DIST_ENVIRONMENT
+    wins over deployment.environment.name there. Arguments win over both.
+    """
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    attributes: dict[str, str] = {}
+    raw_attributes = environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    if raw_attributes.strip():
+        try:
+            attributes.update(_key_values(raw_attributes))
+        except ValueError as error:
+            raise _fail("OTEL_RESOURCE_ATTRIBUTES", raw_attributes, str(error), secret=False) from None
+    sources["resource_attributes"] = "env:OTEL_RESOURCE_ATTRIBUTES" if attributes else "default"
+    if arguments.get("resource_attributes") is not None:
+        try:
+            attributes.update(_key_values(arguments["resource_attributes"]))
+        except ValueError as error:
+            raise _fail(
+                "configure(..., resource_attributes=)", arguments["resource_attributes"], str(error), secret=False
+            ) from None
+        sources["resource_attributes"] = "argument"
+
+    def pick(name: str, argument: str, variable: str, attribute: str) -> None:
+        if arguments.get(argument) is not None:
+            try:
+                values[name] = _text(arguments[argument])
+            except ValueError as error:
+                raise _fail(f"configure(..., {argument}=)", arguments[argument], str(error), secret=False) from None
+            sources[name] = "argument"
+        elif environ.get(variable, "").strip():
+            values[name] = environ[variable].strip()
+            sources[name] = f"env:{variable}"
+        elif attributes.get(attribute, "").strip():
+            values[name] = attributes[attribute].strip()
+            sources[name] = "env:OTEL_RESOURCE_ATTRIBUTES"
+        else:
+            values[name] = None
+            sources[name] = "default"
+
+    pick("service_name", "service_name", "OTEL_SERVICE_NAME", "service.name")
+    pick("environment", "environment", "OTEL_DIST_ENVIRONMENT", "deployment.environment.name")
+    if values["service_name"] is None:
+        values["service_name"] = "unknown_service:python"
+    # These live in their own fields; keeping them in the mapping too would give two truths.
+    for attribute in ("service.name", "deployment.environment.name"):
+        attributes.pop(attribute, None)
+    return values, sources, MappingProxyType(attributes)
+
+
+def resolve(arguments: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve ``arguments`` (configure()'s keywords) and ``environ`` (default: ``os.environ``) into Settings.
+
+    Raises :class:`ConfigurationError` for an unknown argument or any bad value.
+    """
+    arguments = dict(arguments or {})
+    environ = dict(os.environ if environ is None else environ)
+    unknown = sorted(set(arguments) - OPTION_NAMES)
+    if unknown:
+        raise ConfigurationError(
+            f"configure(..., {unknown[0]}=)", f"unknown argument; accepted: {', '.join(sorted(OPTION_NAMES))}"
+        )
+
+    values, sources, attributes = _identity(arguments, environ)
+    environment = values["environment"]
+    profile = PROFILE_ALIASES.get(environment.lower()) if environment else None
+
+    for spec in _SPECS:
+        values[spec.name], sources[spec.name] = _resolve_one(spec, arguments, environ, profile)
+
+    service_version = values.pop("service_version")
+    if service_version is None and attributes.get("service.version"):
+        service_version = attributes["service.version"]
+        sources["service_version"] = "env:OTEL_RESOURCE_ATTRIBUTES"
+    attributes = MappingProxyType({k: v for k, v in attributes.items() if k != "service.version"})
+
+    _check_consistency(values, sources)
+    return Settings(
+        service_version=service_version,
+        resource_attributes=attributes,
+        profile=profile,
+        sources=MappingProxyType(sources),
+        **values,
+    )
+
+
+def _check_consistency(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Rules that span several settings."""
+
+    def origin(name: str) -> str:
+        source = sources[name]
+        if source.startswith("env:"):
+            return source[4:]
+        return f"configure(..., {name}=)" if source == "argument" else name
+
+    for kind in ("span", "log"):
+        if values[f"{kind}_batch_size"] > values[f"{kind}_queue_size"]:
+            raise ConfigurationError(
+                origin(f"{kind}_batch_size"),
+                f"export batch size {values[f'{kind}_batch_size']} exceeds the queue size "
+                f"{values[f'{kind}_queue_size']} ({origin(f'{kind}_queue_size')})",
+            )
+    if values["sampler"] in ("traceidratio", "parentbased_traceidratio"):
+        return
+    if sources["sampler_ratio"] in ("argument",) or sources["sampler_ratio"].startswith("env:"):
+        # Setting a ratio that the chosen sampler ignores is almost always a mistake worth naming.
+        raise ConfigurationError(
+            origin("sampler_ratio"),
+            f"a sampling ratio only applies to the traceidratio samplers, but the sampler is "
+            f"{values['sampler']!r} ({origin('sampler')})",
+        )
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """(setting, value, source) rows for display, secrets redacted. Used by ``otel-dist doctor``."""
+    rows: list[tuple[str, str, str]] = []
+    for item in fields(settings):
+        if item.name == "sources":
+            continue
+        value = getattr(settings, item.name)
+        if item.name in SECRET_SETTINGS and value:
+            shown = ", ".join(f"{k}=<redacted>" for k in value)
+        elif isinstance(value, Mapping):
+            shown = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        elif isinstance(value, tuple):
+            shown = ",".join(value) or "-"
+        else:
+            shown = "-" if value is None else str(value)
+        rows.append((item.name, shown, settings.sources.get(item.name, "derived")))
+    return rows
