@@ -75,6 +75,7 @@ class Options(TypedDict, total=False):
     sampler_ratio: float
     propagators: str
     metric_export_interval: float
+    metric_export_timeout: float
     histogram_aggregation: str
     exemplar_filter: str
     cardinality_limit: int
@@ -89,12 +90,16 @@ class Options(TypedDict, total=False):
     redact_allow: str
     attribute_value_length_limit: int
     attribute_count_limit: int
+    span_event_count_limit: int
+    span_link_count_limit: int
     span_queue_size: int
     span_batch_size: int
     span_schedule_delay: float
+    span_export_timeout: float
     log_queue_size: int
     log_batch_size: int
     log_schedule_delay: float
+    log_export_timeout: float
     shutdown_timeout: float
     handle_sigterm: bool
 
@@ -194,7 +199,8 @@ class Settings:
         elif protocol == "grpc":
             endpoint = self.endpoint
         else:
-            endpoint = self.endpoint.rstrip("/") + f"/v1/{signal}"
+            parts = urlsplit(self.endpoint)
+            endpoint = parts._replace(path=parts.path.rstrip("/") + f"/v1/{signal}").geturl()
         headers = getattr(self, f"{signal}_headers")
         timeout = getattr(self, f"{signal}_timeout")
         compression = getattr(self, f"{signal}_compression")
@@ -279,10 +285,6 @@ def _text(value: Any) -> str:
     return value.strip()
 
 
-def _optional_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
-
-
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -319,10 +321,12 @@ def _integer(minimum: int, maximum: int | None = None) -> Parser:
     def parse(value: Any) -> int:
         if isinstance(value, bool):
             raise ValueError("expected an integer")
-        try:
-            number = value if isinstance(value, int) else int(str(value).strip(), 10)
-        except ValueError:
-            raise ValueError("expected an integer") from None
+        if isinstance(value, int):
+            number = value
+        elif re.fullmatch(r"[+-]?[0-9]+", str(value).strip()):  # ASCII digits only: no 1_000, no other scripts
+            number = int(str(value).strip())
+        else:
+            raise ValueError("expected an integer")
         if number < minimum or (maximum is not None and number > maximum):
             bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
             raise ValueError(f"expected an integer {bounds}")
@@ -339,7 +343,7 @@ def _seconds(minimum: float = 0.0, *, positive: bool = True) -> Parser:
             raise ValueError("expected a number of seconds")
         try:
             number = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError("expected a number of seconds") from None
         if not math.isfinite(number) or number < minimum or (positive and number <= 0):
             raise ValueError("expected a positive, finite number of seconds")
@@ -350,7 +354,8 @@ def _seconds(minimum: float = 0.0, *, positive: bool = True) -> Parser:
 
 def _env_milliseconds(value: Any) -> float:
     """The OTEL_* duration variables are integers in milliseconds; we keep seconds."""
-    return cast(int, _integer(1)(value)) / 1000.0
+    milliseconds = cast(int, _integer(1, 10**12)(value))  # about 30 years: anything larger is a typo
+    return milliseconds / 1000.0
 
 
 def _ratio(value: Any) -> float:
@@ -358,7 +363,7 @@ def _ratio(value: Any) -> float:
         raise ValueError("expected a number between 0 and 1")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("expected a number between 0 and 1") from None
     if not 0.0 <= number <= 1.0:
         raise ValueError("expected a number between 0 and 1")
@@ -484,7 +489,6 @@ def _per_signal(signal: Signal) -> list[_Spec]:
 
 _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("sdk_disabled", False, _boolean, ("OTEL_SDK_DISABLED",)),
-    _Spec("service_version", None, _optional_text, ("OTEL_DIST_SERVICE_VERSION",)),
     _Spec(
         "traces_exporter", ("otlp",), _choices("otlp", "console", "none", exclusive="none"), ("OTEL_TRACES_EXPORTER",)
     ),
@@ -603,24 +607,29 @@ def _resolve_one(
 def _identity(
     arguments: Mapping[str, Any], environ: Mapping[str, str]
 ) -> tuple[dict[str, Any], dict[str, str], Mapping[str, str]]:
-    """service.name, deployment.environment.name and the resource attributes, with their special precedence.
+    """service.name, service.version, deployment.environment.name and the resource attributes.
 
-    OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES (OTel spec); OTEL_DIST_ENVIRONMENT
-    wins over deployment.environment.name there. Arguments win over both.
+    Each identity field has a variable of its own that wins over the attribute in OTEL_RESOURCE_ATTRIBUTES
+    (OTEL_SERVICE_NAME over service.name, as the OTel spec says; OTEL_DIST_SERVICE_VERSION and
+    OTEL_DIST_ENVIRONMENT likewise). Arguments win over both.
     """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     attributes: dict[str, str] = {}
+    attribute_sources: dict[str, str] = {}  # where each resource attribute came from
     raw_attributes = environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
     if raw_attributes.strip():
         try:
             attributes.update(_key_values(raw_attributes))
         except ValueError as error:
             raise _fail("OTEL_RESOURCE_ATTRIBUTES", raw_attributes, str(error), secret=False) from None
+        attribute_sources.update(dict.fromkeys(attributes, "env:OTEL_RESOURCE_ATTRIBUTES"))
     sources["resource_attributes"] = "env:OTEL_RESOURCE_ATTRIBUTES" if attributes else "default"
     if arguments.get("resource_attributes") is not None:
         try:
-            attributes.update(_key_values(arguments["resource_attributes"]))
+            given = _key_values(arguments["resource_attributes"])
+            attributes.update(given)
+            attribute_sources.update(dict.fromkeys(given, "argument"))
         except ValueError as error:
             raise _fail(
                 "configure(..., resource_attributes=)", arguments["resource_attributes"], str(error), secret=False
@@ -639,17 +648,18 @@ def _identity(
             sources[name] = f"env:{variable}"
         elif attributes.get(attribute, "").strip():
             values[name] = attributes[attribute].strip()
-            sources[name] = "env:OTEL_RESOURCE_ATTRIBUTES"
+            sources[name] = attribute_sources[attribute]
         else:
             values[name] = None
             sources[name] = "default"
 
     pick("service_name", "service_name", "OTEL_SERVICE_NAME", "service.name")
     pick("environment", "environment", "OTEL_DIST_ENVIRONMENT", "deployment.environment.name")
+    pick("service_version", "service_version", "OTEL_DIST_SERVICE_VERSION", "service.version")
     if values["service_name"] is None:
         values["service_name"] = "unknown_service:python"
     # These live in their own fields; keeping them in the mapping too would give two truths.
-    for attribute in ("service.name", "deployment.environment.name"):
+    for attribute in ("service.name", "deployment.environment.name", "service.version"):
         attributes.pop(attribute, None)
     return values, sources, MappingProxyType(attributes)
 
@@ -674,15 +684,8 @@ def resolve(arguments: Mapping[str, Any] | None = None, environ: Mapping[str, st
     for spec in _SPECS:
         values[spec.name], sources[spec.name] = _resolve_one(spec, arguments, environ, profile)
 
-    service_version = values.pop("service_version")
-    if service_version is None and attributes.get("service.version"):
-        service_version = attributes["service.version"]
-        sources["service_version"] = "env:OTEL_RESOURCE_ATTRIBUTES"
-    attributes = MappingProxyType({k: v for k, v in attributes.items() if k != "service.version"})
-
     _check_consistency(values, sources)
     return Settings(
-        service_version=service_version,
         resource_attributes=attributes,
         profile=profile,
         sources=MappingProxyType(sources),
@@ -690,7 +693,7 @@ def resolve(arguments: Mapping[str, Any] | None = None, environ: Mapping[str, st
     )
 
 
-def _check_consistency(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+def _check_consistency(values: dict[str, Any], sources: Mapping[str, str]) -> None:
     """Rules that span several settings."""
 
     def origin(name: str) -> str:
@@ -700,7 +703,11 @@ def _check_consistency(values: Mapping[str, Any], sources: Mapping[str, str]) ->
         return f"configure(..., {name}=)" if source == "argument" else name
 
     for kind in ("span", "log"):
-        if values[f"{kind}_batch_size"] > values[f"{kind}_queue_size"]:
+        batch, queue = f"{kind}_batch_size", f"{kind}_queue_size"
+        if sources[batch] in ("default",) or sources[batch].startswith("profile:"):
+            # A smaller queue given alone shrinks the default batch with it.
+            values[batch] = min(values[batch], values[queue])
+        if values[batch] > values[queue]:
             raise ConfigurationError(
                 origin(f"{kind}_batch_size"),
                 f"export batch size {values[f'{kind}_batch_size']} exceeds the queue size "
