@@ -165,6 +165,7 @@ class Telemetry:
                 for server in self._metrics.servers:
                     server.shutdown()
                     server.server_close()
+            atexit.unregister(self.shutdown)
             if _current is self:
                 _current = None
             return ok

@@ -94,17 +94,13 @@ def log_exporters(settings: Settings, meter_provider: MeterProvider | None) -> l
     return exporters
 
 
-def metric_exporter(settings: Settings, kind: str) -> MetricExporter:
-    """One push-mode metric exporter (``otlp`` or ``console``).
-
-    Its own self-metrics go to the global meter provider: the exporter must exist before our MeterProvider,
-    which then becomes the global one, so the API's proxy instruments bind to it.
-    """
+def metric_exporter(settings: Settings, kind: str, meter_provider: MeterProvider) -> MetricExporter:
+    """One push-mode metric exporter (``otlp`` or ``console``); it counts its failures into ``meter_provider``."""
     if kind == "console":
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
         return ConsoleMetricExporter(out=sys.stderr)
-    protocol, kwargs = _otlp_kwargs(settings, "metrics", None)
+    protocol, kwargs = _otlp_kwargs(settings, "metrics", meter_provider)
     if protocol == "grpc":
         _require_grpc("metrics")
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
     AlwaysOnExemplarFilter,
@@ -136,12 +137,15 @@ def build_metrics(
     """A MeterProvider with one reader per configured metrics exporter (plus ``extra_readers``)."""
     readers: list[MetricReader] = list(extra_readers)
     servers: list[Any] = []
+    # The push exporters count their own failures into the MeterProvider that does not exist yet: give them
+    # the API's deferred provider and bind it once the real one is built.
+    deferred = _ProxyMeterProvider()
     for kind in settings.metrics_exporter:
         if kind == "prometheus":
             readers.append(_prometheus_reader(settings, servers))
         elif kind != "none":
             with sdk_self_metrics():
-                exporter = metric_exporter(settings, kind)
+                exporter = metric_exporter(settings, kind, deferred)
             readers.append(
                 PeriodicExportingMetricReader(
                     exporter,
@@ -157,6 +161,7 @@ def build_metrics(
         shutdown_on_exit=False,
         views=build_views(settings),
     )
+    deferred.on_set_meter_provider(provider)
     return MetricsPipeline(provider=provider, readers=readers, servers=servers)
 
 

@@ -1,184 +1,19 @@
-"""A real OTLP/HTTP (and OTLP/gRPC) receiver for tests: decodes the protobuf requests the exporters send.
-
-Telemetry is checked here the way a collector sees it, not through console output.
-"""
+"""Test-only peers: an OTLP/gRPC receiver, a collector that never answers, a port nothing listens on."""
 
 from __future__ import annotations
 
-import gzip
 import socket
 import threading
-import time
-import zlib
-from collections.abc import Callable, Iterator
 from concurrent import futures
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-REQUESTS = {
-    "traces": (trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse),
-    "metrics": (metrics_service_pb2.ExportMetricsServiceRequest, metrics_service_pb2.ExportMetricsServiceResponse),
-    "logs": (logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse),
-}
+from otel_dist.otlp_sink import REQUESTS, OtlpReceiver, running_http_receiver, wait_for
 
-
-def value_of(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [value_of(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return attributes_of(value.kvlist_value.values)
-    return getattr(value, kind) if kind else None
-
-
-def attributes_of(items: Any) -> dict[str, Any]:
-    return {kv.key: value_of(kv.value) for kv in items}
-
-
-@dataclass
-class Record:
-    """One decoded item with the resource attributes and scope it arrived under."""
-
-    resource: dict[str, Any]
-    scope: str
-    item: Any
-
-    @property
-    def attributes(self) -> dict[str, Any]:
-        return attributes_of(self.item.attributes)
-
-
-@dataclass
-class OtlpReceiver:
-    """Decoded requests per signal, and knobs to misbehave (status code, Retry-After)."""
-
-    requests: dict[str, list[Any]] = field(default_factory=lambda: {s: [] for s in REQUESTS})
-    headers: list[dict[str, str]] = field(default_factory=list)
-    status: int = 200
-    retry_after: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    endpoint: str = ""
-
-    def store(self, signal: str, body: bytes, headers: dict[str, str]) -> None:
-        request = REQUESTS[signal][0]()
-        request.ParseFromString(body)
-        with self.lock:
-            self.requests[signal].append(request)
-            self.headers.append(headers)
-
-    def spans(self) -> list[Record]:
-        with self.lock:
-            return [
-                Record(attributes_of(rs.resource.attributes), ss.scope.name, span)
-                for req in self.requests["traces"]
-                for rs in req.resource_spans
-                for ss in rs.scope_spans
-                for span in ss.spans
-            ]
-
-    def logs(self) -> list[Record]:
-        with self.lock:
-            return [
-                Record(attributes_of(rl.resource.attributes), sl.scope.name, record)
-                for req in self.requests["logs"]
-                for rl in req.resource_logs
-                for sl in rl.scope_logs
-                for record in sl.log_records
-            ]
-
-    def metrics(self, name: str | None = None) -> list[Record]:
-        """Every metric (latest requests last); filter by name."""
-        with self.lock:
-            return [
-                Record(attributes_of(rm.resource.attributes), sm.scope.name, metric)
-                for req in self.requests["metrics"]
-                for rm in req.resource_metrics
-                for sm in rm.scope_metrics
-                for metric in sm.metrics
-                if name is None or metric.name == name
-            ]
-
-    def latest_points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
-        """(attributes, point) of the newest export of metric ``name`` (cumulative: the newest has all)."""
-        found = self.metrics(name)
-        if not found:
-            return []
-        metric = found[-1].item
-        data = getattr(metric, metric.WhichOneof("data"))
-        return [(attributes_of(p.attributes), p) for p in data.data_points]
-
-    def clear(self) -> None:
-        with self.lock:
-            for items in self.requests.values():
-                items.clear()
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll until ``condition()`` is truthy; return its value or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            signal = self.path.rstrip("/").rsplit("/", 1)[-1]
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            encoding = self.headers.get("Content-Encoding", "")
-            if encoding == "gzip":
-                body = gzip.decompress(body)
-            elif encoding == "deflate":
-                body = zlib.decompress(body)
-            if receiver.status != 200 or signal not in REQUESTS:
-                self.send_response(receiver.status if signal in REQUESTS else 404)
-                if receiver.retry_after is not None:
-                    self.send_header("Retry-After", receiver.retry_after)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            receiver.store(signal, body, {k.lower(): v for k, v in self.headers.items()})
-            payload = REQUESTS[signal][1]().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
-class running_http_receiver:
-    """``with running_http_receiver() as receiver:`` serves OTLP/HTTP on 127.0.0.1 until the block ends."""
-
-    def __enter__(self) -> OtlpReceiver:
-        self.receiver = OtlpReceiver()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.receiver))
-        self.server.daemon_threads = True
-        self.receiver.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self.receiver
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+__all__ = ["OtlpReceiver", "blackhole", "free_port", "running_grpc_receiver", "running_http_receiver", "wait_for"]
 
 
 class _Servicer:
@@ -247,11 +82,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def keyvalue(key: str, value: str) -> KeyValue:
-    return KeyValue(key=key, value=AnyValue(string_value=value))
-
-
-def iter_points(metric: Any) -> Iterator[Any]:
-    yield from getattr(metric, metric.WhichOneof("data")).data_points

@@ -1,0 +1,40 @@
+"""The wrapper's distro: which instrumentations it loads and what it hands them."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from otel_dist.distro import SKIPPED_INSTRUMENTATIONS, OtelDistDistro
+
+
+class FakeInstrumentor:
+    calls: ClassVar[list[dict[str, Any]]] = []
+
+    def instrument(self, **kwargs: Any) -> None:
+        FakeInstrumentor.calls.append(kwargs)
+
+
+class FakeEntryPoint:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def load(self) -> type[FakeInstrumentor]:
+        return FakeInstrumentor
+
+
+@pytest.mark.parametrize("name", sorted(SKIPPED_INSTRUMENTATIONS))
+def test_instrumentations_that_fight_our_pipeline_are_not_loaded(name: str) -> None:
+    FakeInstrumentor.calls.clear()
+    OtelDistDistro().load_instrumentor(FakeEntryPoint(name))
+    assert FakeInstrumentor.calls == []
+
+
+def test_other_instrumentations_get_our_providers(otel_capture) -> None:
+    FakeInstrumentor.calls.clear()
+    OtelDistDistro().load_instrumentor(FakeEntryPoint("httpx"), skip_dep_check=True)
+    [kwargs] = FakeInstrumentor.calls
+    assert kwargs["tracer_provider"] is otel_capture.telemetry.tracer_provider
+    assert kwargs["meter_provider"] is otel_capture.telemetry.meter_provider
+    assert kwargs["skip_dep_check"] is True
