@@ -1,0 +1,1 @@
+"""Local observability stack: pinned, cached builds of its binaries."""
