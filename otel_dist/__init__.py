@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from otel_dist.asgi import HealthChecks, disk_space_check, instrument_app
 from otel_dist.bootstrap import Telemetry, configure, current
 from otel_dist.context import get_request_id
 from otel_dist.settings import REQUEST_ID_KEY, ConfigurationError, Settings
@@ -23,12 +24,15 @@ from otel_dist.settings import REQUEST_ID_KEY, ConfigurationError, Settings
 __all__ = [
     "REQUEST_ID_KEY",
     "ConfigurationError",
+    "HealthChecks",
     "Settings",
     "Telemetry",
     "configure",
     "current",
+    "disk_space_check",
     "get_logger",
     "get_request_id",
+    "instrument_app",
 ]
 
 

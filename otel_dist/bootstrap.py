@@ -46,6 +46,8 @@ _fork_hook_installed = False
 
 #: Contrib instrumentations read this once, when they load; HTTP metrics and spans then use the stable names.
 SEMCONV_OPT_IN: Final = ("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+#: FastAPI (>= 0.142) reads this when an app is created; "true" would duplicate every export.
+FASTAPI_AUTO_CONFIGURE: Final = "FASTAPI_OTEL_AUTO_CONFIGURE"
 
 
 def _run_with_deadline(tasks: dict[str, Callable[[], object]], timeout: float) -> bool:
@@ -260,10 +262,16 @@ class Extras:
     span_processors: tuple[Any, ...] = ()
     log_processors: tuple[Any, ...] = ()
     metric_readers: tuple[Any, ...] = ()
+    #: False for test suites that configure the process repeatedly (see setup_logging).
+    cache_loggers: bool = True
 
 
 def _build(settings: Settings, origin: Origin, extras: Extras) -> Telemetry:
     os.environ.setdefault(*SEMCONV_OPT_IN)
+    if os.environ.get(FASTAPI_AUTO_CONFIGURE, "").lower() == "true":
+        # FastAPI would add its own OTLP exporters to our providers: every span, point and record sent twice.
+        _log.warning("%s=true ignored: otel-dist already exports every signal", FASTAPI_AUTO_CONFIGURE)
+        os.environ[FASTAPI_AUTO_CONFIGURE] = "false"
     resource = build_resource(settings)
     identity = {
         key: str(resource.attributes[key])
@@ -272,7 +280,8 @@ def _build(settings: Settings, origin: Origin, extras: Extras) -> Telemetry:
     }
     if settings.sdk_disabled:
         # OTEL_SDK_DISABLED: no providers, no export; the application still gets its structured log lines.
-        return Telemetry(settings, resource, origin, logging_pipeline=setup_logging(settings, identity, None))
+        pipeline = setup_logging(settings, identity, None, cache_loggers=extras.cache_loggers)
+        return Telemetry(settings, resource, origin, logging_pipeline=pipeline)
 
     enabled = settings.enabled_signals
     metrics_pipeline = None
@@ -294,21 +303,45 @@ def _build(settings: Settings, origin: Origin, extras: Extras) -> Telemetry:
     propagate.set_global_textmap(_build_propagator(settings))
     if metrics_pipeline is not None and settings.system_metrics:
         telemetry._instrumentors.append(instrument_process_metrics(settings, metrics_pipeline.provider))
-    telemetry._logging = setup_logging(settings, identity, logger_provider)
+    if settings.instrument_clients:
+        from otel_dist.clients import instrument_clients
+
+        telemetry._instrumentors.extend(instrument_clients(telemetry))
+    telemetry._logging = setup_logging(settings, identity, logger_provider, cache_loggers=extras.cache_loggers)
     return telemetry
 
 
-def configure(_origin: Origin = "configure", _extras: Extras = Extras(), **options: Unpack[Options]) -> Telemetry:
+def configure(
+    app: Any = None,
+    *,
+    health: Any = None,
+    _origin: Origin = "configure",
+    _extras: Extras = Extras(),
+    **options: Unpack[Options],
+) -> Telemetry:
     """Set up traces, metrics and logs for this process and return the :class:`Telemetry` handle.
 
     Every option is optional; each overrides its environment variable (see the README's table), which
     overrides the profile chosen by ``environment`` (``deployment.environment.name``), which overrides
     the defaults. A bad value raises :class:`~otel_dist.ConfigurationError` naming the option or variable.
 
+    ``app``: a Starlette or FastAPI application to instrument (see :func:`otel_dist.instrument_app`); it is
+    applied on every call, also when the process was configured already (by the wrapper, say).
+    ``health``: :class:`otel_dist.HealthChecks` to serve on ``app``.
+
     Calling it again returns the existing handle and warns, naming the arguments it ignored; nothing is
     installed twice. A process started under ``opentelemetry-instrument`` is already configured by the time
     application code runs, and the same rule applies.
     """
+    telemetry = _configure(_origin, _extras, options)
+    if app is not None:
+        from otel_dist.asgi import instrument_app
+
+        instrument_app(app, telemetry, health=health)
+    return telemetry
+
+
+def _configure(_origin: Origin, _extras: Extras, options: Options) -> Telemetry:
     global _current, _fork_hook_installed
     with _lock:
         if _current is not None:
@@ -317,7 +350,7 @@ def configure(_origin: Origin = "configure", _extras: Extras = Extras(), **optio
             message = f"otel-dist is configured {how}; configure() returns the existing handle"
             if given:
                 message += f" and ignores: {', '.join(given)}"
-            warnings.warn(message, stacklevel=2)
+            warnings.warn(message, stacklevel=3)
             return _current
         settings = resolve(options)
         telemetry = _build(settings, _origin, _extras)

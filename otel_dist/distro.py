@@ -16,6 +16,7 @@ twice again). ``system_metrics`` is started by configure() itself with our metri
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from typing import Any, Final
@@ -34,6 +35,10 @@ SKIPPED_INSTRUMENTATIONS: Final = {
     "logging": "otel-dist routes stdlib logging itself; this one would export every record a second time",
     "structlog": "otel-dist owns the structlog pipeline; this one would export every event a second time",
     "system_metrics": "configure() starts process metrics itself (OTEL_DIST_SYSTEM_METRICS)",
+    "fastapi": "otel-dist instruments FastAPI apps itself (one server span per request)",
+    "starlette": "otel-dist instruments Starlette apps itself (one server span per request)",
+    "asgi": "otel-dist wraps ASGI apps itself (one server span per request)",
+    "httpx": "configure() instruments httpx itself, adding the request-ID header",
 }
 CHOOSE_HINT: Final = (
     "both otel-dist and opentelemetry-distro are installed and opentelemetry-instrument picked "
@@ -76,7 +81,11 @@ class OtelDistConfigurator(_BaseConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         if _stock_distro_chosen() and os.environ.get("OTEL_PYTHON_DISTRO") is None:
             raise ConfigurationError("OTEL_PYTHON_DISTRO", CHOOSE_HINT)
-        bootstrap.configure(_origin="opentelemetry-instrument")
+        telemetry = bootstrap.configure(_origin="opentelemetry-instrument")
+        if importlib.util.find_spec("starlette") is not None:
+            from otel_dist.asgi import instrument_starlette_class
+
+            instrument_starlette_class(telemetry)
 
 
 def check_configurator() -> None:

@@ -102,6 +102,11 @@ class Options(TypedDict, total=False):
     log_export_timeout: float
     shutdown_timeout: float
     handle_sigterm: bool
+    request_id_header: str
+    excluded_paths: str
+    operation_spans: bool
+    access_log: bool
+    instrument_clients: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +188,11 @@ class Settings:
     log_export_timeout: float
     shutdown_timeout: float
     handle_sigterm: bool
+    request_id_header: str
+    excluded_paths: tuple[str, ...]
+    operation_spans: bool
+    access_log: bool
+    instrument_clients: bool
     profile: str | None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -417,6 +427,21 @@ def _byte_size(value: Any) -> int:
     return size
 
 
+def _header_name(value: Any) -> str:
+    text = _text(value).lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", text):
+        raise ValueError("expected an HTTP header name (letters, digits and -)")
+    return text
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    paths = tuple(str(i).strip().rstrip("/") or "/" for i in items if str(i).strip())
+    if any(not p.startswith("/") or any(c in p for c in "?#* ") for p in paths):
+        raise ValueError("expected comma-separated URL paths starting with / (each also excludes its sub-paths)")
+    return paths
+
+
 def _word_list(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list | tuple) else str(value).split(",")
     words = tuple(str(i).strip().lower() for i in items if str(i).strip())
@@ -558,6 +583,11 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("log_export_timeout", 30.0, _seconds(), ("OTEL_BLRP_EXPORT_TIMEOUT",), env_parse=_env_milliseconds),
     _Spec("shutdown_timeout", 5.0, _seconds(), ("OTEL_DIST_SHUTDOWN_TIMEOUT",)),
     _Spec("handle_sigterm", True, _boolean, ("OTEL_DIST_HANDLE_SIGTERM",)),
+    _Spec("request_id_header", "x-request-id", _header_name, ("OTEL_DIST_REQUEST_ID_HEADER",)),
+    _Spec("excluded_paths", ("/health", "/metrics"), _paths, ("OTEL_DIST_EXCLUDED_PATHS",)),
+    _Spec("operation_spans", False, _boolean, ("OTEL_DIST_FASTAPI_OPERATION_SPANS",)),
+    _Spec("access_log", True, _boolean, ("OTEL_DIST_ACCESS_LOG",)),
+    _Spec("instrument_clients", True, _boolean, ("OTEL_DIST_INSTRUMENT_CLIENTS",)),
 )
 
 _SPEC_BY_NAME: Final = {spec.name: spec for spec in _SPECS}

@@ -115,6 +115,7 @@ def capture(**options: Any) -> CapturedTelemetry:
             span_processors=(SimpleSpanProcessor(spans),),
             log_processors=(SimpleLogRecordProcessor(logs),),
             metric_readers=(reader,),
+            cache_loggers=False,  # module-level loggers must follow each test's configuration
         ),
         **{**defaults, **options},
     )

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import otel_dist
+from otel_dist.bootstrap import Extras
 from otel_dist.testing import reset_global_providers
 from tests.support.otlp_receiver import OtlpReceiver, running_http_receiver
 
@@ -36,6 +37,7 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., otel_di
     handles: list[otel_dist.Telemetry] = []
 
     def run(**options: Any) -> otel_dist.Telemetry:
+        options.setdefault("_extras", Extras(cache_loggers=False))
         telemetry = otel_dist.configure(**{**FAST, **options})
         handles.append(telemetry)
         return telemetry

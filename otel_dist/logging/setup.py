@@ -111,9 +111,17 @@ class LoggingPipeline:
 
 
 def setup_logging(
-    settings: Settings, identity: Mapping[str, str], provider: OtelLoggerProvider | None
+    settings: Settings,
+    identity: Mapping[str, str],
+    provider: OtelLoggerProvider | None,
+    *,
+    cache_loggers: bool = True,
 ) -> LoggingPipeline:
-    """Configure structlog and (unless disabled) route stdlib logging through the same chain."""
+    """Configure structlog and (unless disabled) route stdlib logging through the same chain.
+
+    ``cache_loggers``: structlog binds each logger to this configuration on first use, which is faster; a test
+    suite that configures the process many times turns it off so module-level loggers follow each configuration.
+    """
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     shared = build_processors(settings, identity, provider)
     renderer = _renderer(settings)
@@ -121,7 +129,7 @@ def setup_logging(
         processors=[*shared, *renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_logger_factory,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache_loggers,
     )
 
     handler = logging.StreamHandler(_Stdout())

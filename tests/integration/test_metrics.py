@@ -13,7 +13,7 @@ from tests.support.otlp_receiver import OtlpReceiver, free_port, wait_for
 ONLY_METRICS = {"traces_exporter": "none", "logs_exporter": "none"}
 
 
-def test_duration_histograms_use_second_buckets_and_carry_trace_exemplars(configure, receiver: OtlpReceiver) -> None:
+def test_duration_histograms_use_second_buckets_and_carry_trace_exemplars(receiver, configure: OtlpReceiver) -> None:
     telemetry = configure(endpoint=receiver.endpoint, logs_exporter="none")
     duration = metrics.get_meter("m").create_histogram("job.duration", unit="s")
     with trace.get_tracer("t").start_as_current_span("job") as span:
@@ -26,7 +26,7 @@ def test_duration_histograms_use_second_buckets_and_carry_trace_exemplars(config
     assert exemplar.trace_id == span.get_span_context().trace_id.to_bytes(16, "big")
 
 
-def test_exponential_histograms_on_request(configure, receiver: OtlpReceiver) -> None:
+def test_exponential_histograms_on_request(receiver, configure: OtlpReceiver) -> None:
     telemetry = configure(
         endpoint=receiver.endpoint, histogram_aggregation="base2_exponential_bucket_histogram", **ONLY_METRICS
     )
@@ -36,7 +36,7 @@ def test_exponential_histograms_on_request(configure, receiver: OtlpReceiver) ->
     assert metric.WhichOneof("data") == "exponential_histogram"
 
 
-def test_process_metrics_and_the_memory_limit_are_exported(configure, receiver: OtlpReceiver) -> None:
+def test_process_metrics_and_the_memory_limit_are_exported(receiver, configure: OtlpReceiver) -> None:
     telemetry = configure(endpoint=receiver.endpoint, system_metrics=True, memory_limit="512Mi", **ONLY_METRICS)
     telemetry.force_flush(5)
     names = {m.item.name for m in receiver.metrics()}

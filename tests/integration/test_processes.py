@@ -112,7 +112,7 @@ def test_sigterm_flushes_before_the_process_dies(receiver: OtlpReceiver) -> None
     assert receiver.metrics("sample.items")
 
 
-def test_a_forked_child_exports_under_its_own_identity(configure, receiver: OtlpReceiver) -> None:
+def test_a_forked_child_exports_under_its_own_identity(receiver, configure: OtlpReceiver) -> None:
     telemetry = configure(endpoint=receiver.endpoint, metrics_exporter="none", logs_exporter="none")
     parent_instance = telemetry.resource.attributes["service.instance.id"]
     pid = os.fork()

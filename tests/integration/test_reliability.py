@@ -35,7 +35,7 @@ def test_full_span_queue_drops_are_counted_and_never_block(configure) -> None:
             logs_exporter="none",
             span_queue_size=20,
             span_batch_size=10,
-            _extras=Extras(metric_readers=(reader,)),
+            _extras=Extras(metric_readers=(reader,), cache_loggers=False),
         )
         tracer = trace.get_tracer("load")
         for i in range(1000):  # the exporter is stuck in its first request: the queue fills at once
@@ -51,7 +51,7 @@ def test_failed_exports_are_counted_when_the_collector_is_down(configure) -> Non
         endpoint=f"http://127.0.0.1:{free_port()}",
         metrics_exporter="none",
         export_timeout=0.5,
-        _extras=Extras(metric_readers=(reader,)),
+        _extras=Extras(metric_readers=(reader,), cache_loggers=False),
     )
     tracer = trace.get_tracer("load")
     log = otel_dist.get_logger("app")
@@ -101,7 +101,7 @@ def test_exporter_errors_are_rate_limited(configure, capsys) -> None:
     assert len(failures) == 1, out
 
 
-def test_cardinality_overflow_keeps_totals(configure, receiver: OtlpReceiver) -> None:
+def test_cardinality_overflow_keeps_totals(receiver, configure: OtlpReceiver) -> None:
     telemetry = configure(endpoint=receiver.endpoint, cardinality_limit=5, traces_exporter="none", logs_exporter="none")
     counter = metrics.get_meter("m").create_counter("requests")
     for user in range(50):

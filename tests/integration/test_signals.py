@@ -16,7 +16,7 @@ def stdout_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
 
 
-def test_span_metric_and_log_arrive_correlated(configure, receiver: OtlpReceiver, capsys) -> None:
+def test_span_metric_and_log_arrive_correlated(receiver, configure: OtlpReceiver, capsys) -> None:
     telemetry = configure(service_name="parser", service_version="1.4.0", endpoint=receiver.endpoint)
     log = otel_dist.get_logger("parser.core")
     documents = metrics.get_meter("parser").create_counter("parser.documents")
@@ -46,7 +46,7 @@ def test_span_metric_and_log_arrive_correlated(configure, receiver: OtlpReceiver
     assert line["pages"] == 12
 
 
-def test_each_event_is_exported_exactly_once(configure, receiver: OtlpReceiver) -> None:
+def test_each_event_is_exported_exactly_once(receiver, configure: OtlpReceiver) -> None:
     telemetry = configure(endpoint=receiver.endpoint, metrics_exporter="none")
     otel_dist.get_logger("a").info("from.structlog")
     logging.getLogger("b").warning("from stdlib")
@@ -56,7 +56,7 @@ def test_each_event_is_exported_exactly_once(configure, receiver: OtlpReceiver) 
     assert bodies == ["from stdlib", "from uvicorn", "from.structlog"]
 
 
-def test_stdlib_records_have_the_same_shape_as_structlog_lines(configure, receiver: OtlpReceiver, capsys) -> None:
+def test_stdlib_records_have_the_same_shape_as_structlog_lines(receiver, configure: OtlpReceiver, capsys) -> None:
     uvicorn_logger = logging.getLogger("uvicorn.error")
     uvicorn_logger.addHandler(logging.StreamHandler())  # what uvicorn's own config would have installed
     configure(service_name="api", endpoint=receiver.endpoint, metrics_exporter="none")
@@ -76,7 +76,7 @@ def test_stdlib_records_have_the_same_shape_as_structlog_lines(configure, receiv
     assert uvicorn_logger.handlers == []
 
 
-def test_trace_ids_appear_when_the_span_is_not_sampled(configure, receiver: OtlpReceiver, capsys) -> None:
+def test_trace_ids_appear_when_the_span_is_not_sampled(receiver, configure: OtlpReceiver, capsys) -> None:
     telemetry = configure(endpoint=receiver.endpoint, sampler="parentbased_always_off", metrics_exporter="none")
     with trace.get_tracer("t").start_as_current_span("unsampled") as span:
         otel_dist.get_logger().info("inside")
@@ -89,7 +89,7 @@ def test_trace_ids_appear_when_the_span_is_not_sampled(configure, receiver: Otlp
     assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
 
 
-def test_exceptions_are_structured_in_both_outputs(configure, receiver: OtlpReceiver, capsys) -> None:
+def test_exceptions_are_structured_in_both_outputs(receiver, configure: OtlpReceiver, capsys) -> None:
     telemetry = configure(endpoint=receiver.endpoint, metrics_exporter="none")
     api_key = "sk-live-123"  # noqa: F841 - a local that must not be logged
     try:
@@ -107,7 +107,7 @@ def test_exceptions_are_structured_in_both_outputs(configure, receiver: OtlpRece
     assert "raise ValueError" in record.attributes["exception.stacktrace"]
 
 
-def test_secret_named_fields_are_redacted_everywhere(configure, receiver: OtlpReceiver, capsys) -> None:
+def test_secret_named_fields_are_redacted_everywhere(receiver, configure: OtlpReceiver, capsys) -> None:
     telemetry = configure(endpoint=receiver.endpoint, metrics_exporter="none", redact_keys="ssn")
     otel_dist.get_logger().info("login", user="ana", password="hunter2", ssn="123-45-6789", nested={"api_key": "k"})
     logging.getLogger("lib").info("stdlib", extra={"access_token": "tok-secret-9"})
@@ -121,7 +121,7 @@ def test_secret_named_fields_are_redacted_everywhere(configure, receiver: OtlpRe
     assert "ana" in exported
 
 
-def test_development_profile_prints_console_lines(configure, receiver: OtlpReceiver, capsys) -> None:
+def test_development_profile_prints_console_lines(receiver, configure: OtlpReceiver, capsys) -> None:
     telemetry = configure(endpoint=receiver.endpoint, environment="development")
     otel_dist.get_logger().debug("debug.visible", step=1)
     assert telemetry.settings.log_format == "console"
@@ -142,7 +142,7 @@ def test_grpc_protocol_exports_all_signals(configure) -> None:
         assert wait_for(lambda: grpc_receiver.latest_points("grpc.count"))
 
 
-def test_headers_and_compression_reach_the_collector(configure, receiver: OtlpReceiver) -> None:
+def test_headers_and_compression_reach_the_collector(receiver, configure: OtlpReceiver) -> None:
     telemetry = configure(endpoint=receiver.endpoint, headers={"authorization": "Bearer t0k"}, compression="gzip")
     with trace.get_tracer("t").start_as_current_span("s"):
         pass
@@ -152,7 +152,7 @@ def test_headers_and_compression_reach_the_collector(configure, receiver: OtlpRe
 
 
 def test_changing_the_environment_after_configure_changes_nothing(
-    configure, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+    receiver: OtlpReceiver, configure, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     telemetry = configure(endpoint=receiver.endpoint, metrics_exporter="none")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "changed")
@@ -167,7 +167,7 @@ def test_changing_the_environment_after_configure_changes_nothing(
     assert [r.item.body.string_value for r in receiver.logs()] == ["still.info"]
 
 
-def test_configure_twice_returns_the_same_handle_and_installs_nothing_twice(configure, receiver: OtlpReceiver) -> None:
+def test_configure_twice_returns_the_same_handle_and_installs_nothing_twice(receiver, configure: OtlpReceiver) -> None:
     first = configure(endpoint=receiver.endpoint, metrics_exporter="none")
     handlers = list(logging.getLogger().handlers)
     with pytest.warns(UserWarning, match="ignores: service_name"):
@@ -179,7 +179,7 @@ def test_configure_twice_returns_the_same_handle_and_installs_nothing_twice(conf
     assert len(receiver.logs()) == 1
 
 
-def test_sdk_disabled_keeps_log_lines_and_exports_nothing(configure, receiver: OtlpReceiver, capsys) -> None:
+def test_sdk_disabled_keeps_log_lines_and_exports_nothing(receiver, configure: OtlpReceiver, capsys) -> None:
     telemetry = configure(endpoint=receiver.endpoint, sdk_disabled=True)
     with trace.get_tracer("t").start_as_current_span("s"):
         otel_dist.get_logger().info("still.logged")

@@ -33,7 +33,7 @@ def test_instrumentations_that_fight_our_pipeline_are_not_loaded(name: str) -> N
 
 def test_other_instrumentations_get_our_providers(otel_capture) -> None:
     FakeInstrumentor.calls.clear()
-    OtelDistDistro().load_instrumentor(FakeEntryPoint("httpx"), skip_dep_check=True)
+    OtelDistDistro().load_instrumentor(FakeEntryPoint("redis"), skip_dep_check=True)
     [kwargs] = FakeInstrumentor.calls
     assert kwargs["tracer_provider"] is otel_capture.telemetry.tracer_provider
     assert kwargs["meter_provider"] is otel_capture.telemetry.meter_provider

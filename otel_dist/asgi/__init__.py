@@ -1,0 +1,88 @@
+"""ASGI/FastAPI integration: request IDs, server spans, HTTP metrics, access log, error responses, health.
+
+``otel_dist.configure(app=app)`` or ``otel_dist.instrument_app(app)`` applies it to one app; under the
+``opentelemetry-instrument`` wrapper every Starlette/FastAPI app is instrumented when it builds its middleware
+stack. Either way the result is the same, and applying it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final, TypeVar
+
+from otel_dist.asgi.errors import internal_error_handler
+from otel_dist.asgi.health import HealthChecks, disk_space_check
+from otel_dist.asgi.middleware import BodySizeMetrics, RequestTelemetryMiddleware
+from otel_dist.asgi.server_spans import contrib_middleware, has_native_telemetry, tune_native
+from otel_dist.bootstrap import Telemetry
+
+__all__ = ["HealthChecks", "disk_space_check", "instrument_app", "instrument_starlette_class"]
+
+App = TypeVar("App")
+_MARK: Final = "_otel_dist_instrumented"  # on an app instance
+_CLASS_MARK: Final = "_otel_dist_class_patched"  # on the Starlette class
+_UVICORN_ACCESS: Final = "uvicorn.access"
+
+
+def _wrap_stack(app: Any, stack: Any, telemetry: Telemetry, health: HealthChecks | None = None) -> Any:
+    """Put our middleware outside the built stack (outside ServerErrorMiddleware) and pick the span mechanism."""
+    native = has_native_telemetry(app)
+    if native:
+        tune_native(app, telemetry)
+    body_sizes = BodySizeMetrics(telemetry.meter_provider) if native else None
+    if health is not None:
+        health.bind_metrics(telemetry.meter_provider)
+    wrapped = RequestTelemetryMiddleware(stack, telemetry.settings, body_sizes, health)
+    return wrapped if native else contrib_middleware(app, wrapped, telemetry)
+
+
+def _prepare(app: Any, telemetry: Telemetry) -> None:
+    handlers = getattr(app, "exception_handlers", None)
+    if isinstance(handlers, dict) and not ({500, Exception} & set(handlers)):
+        handlers[Exception] = internal_error_handler
+    if telemetry.settings.access_log:
+        logging.getLogger(_UVICORN_ACCESS).disabled = True  # our access line replaces uvicorn's
+
+
+def instrument_app(app: App, telemetry: Telemetry | None = None, *, health: HealthChecks | None = None) -> App:
+    """Instrument a Starlette or FastAPI ``app`` (call :func:`otel_dist.configure` first). Returns ``app``.
+
+    ``health``: serve these checks under their prefix (``/health``, ``/health/ready``, ``/health/<name>``).
+    """
+    from otel_dist import bootstrap
+
+    telemetry = telemetry or bootstrap.current()
+    if telemetry is None:
+        raise RuntimeError("otel_dist.instrument_app(app) needs otel_dist.configure() to have run first")
+    if getattr(app, _MARK, False):
+        return app
+    if not hasattr(app, "build_middleware_stack"):
+        raise TypeError(f"instrument_app() supports Starlette and FastAPI applications, not {type(app).__name__}")
+    original = app.build_middleware_stack
+    setattr(app, _MARK, True)
+    _prepare(app, telemetry)
+
+    def build_middleware_stack() -> Any:
+        return _wrap_stack(app, original(), telemetry, health)
+
+    app.build_middleware_stack = build_middleware_stack
+    app.middleware_stack = None  # type: ignore[attr-defined]  # rebuilt, wrapped, on the next call
+    return app
+
+
+def instrument_starlette_class(telemetry: Telemetry) -> None:
+    """Instrument every Starlette/FastAPI app of the process when it builds its stack (the wrapper's path)."""
+    from starlette.applications import Starlette
+
+    if getattr(Starlette, _CLASS_MARK, False):
+        return
+    original = Starlette.build_middleware_stack
+
+    def build_middleware_stack(self: Any) -> Any:
+        if getattr(self, _MARK, False):  # instrument_app() wraps this app itself
+            return original(self)
+        _prepare(self, telemetry)  # before the stack is built: it reads the exception handlers
+        return _wrap_stack(self, original(self), telemetry)
+
+    Starlette.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+    setattr(Starlette, _CLASS_MARK, True)

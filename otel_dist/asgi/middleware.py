@@ -1,0 +1,183 @@
+"""The request middleware: request ID, response headers, access log, body sizes, unhandled errors.
+
+Pure ASGI (``__call__(scope, receive, send)``): no BaseHTTPMiddleware, no per-request task or queue. It wraps the
+application *outside* Starlette's ServerErrorMiddleware (see :func:`otel_dist.asgi.instrument_app`), so it sees
+and stamps every response, the 500 that ServerErrorMiddleware writes for an unhandled exception included, and
+responses short-circuited by any other middleware. It runs *inside* the server span, so the span is current.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from types import FrameType
+from typing import Any, Final
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.metrics import Histogram, MeterProvider
+
+from otel_dist.asgi.access_log import log_request, route_of
+from otel_dist.asgi.health import HealthChecks
+from otel_dist.asgi.request_id import accept_or_generate, preview
+from otel_dist.context import reset_request_id, set_request_id
+from otel_dist.scrubbing import Redactor
+from otel_dist.settings import REQUEST_ID_KEY, Settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_log = structlog.get_logger("otel_dist.asgi")
+TRACERESPONSE: Final = b"traceresponse"
+
+
+def is_excluded(path: str, excluded: tuple[str, ...]) -> bool:
+    """Probe and scrape paths: each excluded path and everything under it."""
+    return any(path == p or path.startswith(p + "/") for p in excluded)
+
+
+class BodySizeMetrics:
+    """``http.server.request.body.size`` / ``response.body.size`` for servers whose span mechanism lacks them."""
+
+    def __init__(self, meter_provider: MeterProvider) -> None:
+        meter = meter_provider.get_meter("otel_dist.asgi")
+        self.request: Histogram = meter.create_histogram(
+            "http.server.request.body.size", unit="By", description="Size of HTTP server request bodies."
+        )
+        self.response: Histogram = meter.create_histogram(
+            "http.server.response.body.size", unit="By", description="Size of HTTP server response bodies."
+        )
+
+    def record(self, scope: Scope, status: int, request_size: int | None, response_size: int) -> None:
+        attributes: dict[str, Any] = {
+            "http.request.method": scope.get("method", "_OTHER"),
+            "http.response.status_code": status,
+            "url.scheme": scope.get("scheme", "http"),
+        }
+        route = route_of(scope)
+        if route is not None:
+            attributes["http.route"] = route
+        if request_size is not None:
+            self.request.record(request_size, attributes)
+        self.response.record(response_size, attributes)
+
+
+class RequestTelemetryMiddleware:
+    """Per request: bind the request ID, stamp the response, write the access line, log an unhandled error."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        body_sizes: BodySizeMetrics | None = None,
+        health: HealthChecks | None = None,
+    ) -> None:
+        self.app = app
+        self.health = health
+        self.header = settings.request_id_header.encode("latin-1")
+        self.excluded = settings.excluded_paths
+        self.access_log = settings.access_log
+        self.body_sizes = body_sizes
+        self.redactor = Redactor(settings.redact_keys, settings.redact_allow)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self.health is not None:
+            await self.app(scope, _drain_on_sigterm(receive, self.health), send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = next((value for name, value in scope["headers"] if name == self.header), None)
+        request_id, rejected = accept_or_generate(raw)
+        token = set_request_id(request_id)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute(REQUEST_ID_KEY, request_id)
+        if rejected is not None:
+            _log.warning("request_id.replaced", rejected_length=len(rejected), rejected_preview=preview(rejected))
+        excluded = is_excluded(scope.get("path", ""), self.excluded)
+        started = time.perf_counter()
+        status = 500
+        response_size = 0
+        response_started = False
+        stamp = [(self.header, request_id.encode("ascii"))]
+        context = span.get_span_context()
+        if context.is_valid:
+            flags = "01" if context.trace_flags.sampled else "00"
+            traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags}"
+            stamp.append((TRACERESPONSE, traceparent.encode("ascii")))
+
+        async def send_stamped(message: Message) -> None:
+            nonlocal status, response_size, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [
+                    *(h for h in message.get("headers", ()) if h[0].lower() != self.header),
+                    *stamp,
+                ]
+            elif message["type"] == "http.response.body":
+                response_size += len(message.get("body", b""))
+            await send(message)
+
+        health = self.health
+        path = scope.get("path", "")
+        try:
+            if health is not None and (path == health.prefix or path.startswith(health.prefix + "/")):
+                await health(scope, receive, send_stamped)
+            else:
+                await self.app(scope, receive, send_stamped)
+        except Exception:
+            # ServerErrorMiddleware has already sent the 500; log it once, with the traceback, here (inside the
+            # request's context) and do not re-raise: the server would log the same error a second time.
+            _log.exception("http.request.unhandled_exception", **{"http.route": route_of(scope)})
+            if not response_started:
+                raise
+        finally:
+            if not excluded:
+                duration = time.perf_counter() - started
+                if self.access_log:
+                    log_request(scope, status, duration, response_size, self.redactor)
+                if self.body_sizes is not None:
+                    self.body_sizes.record(scope, status, _content_length(scope), response_size)
+            reset_request_id(token)
+
+
+def _drain_on_sigterm(receive: Receive, health: HealthChecks) -> Receive:
+    """At lifespan start-up, chain a SIGTERM handler that turns readiness to 503 before the server's own.
+
+    Servers (uvicorn) install their signal handlers before the lifespan starts, so ours runs first, then theirs.
+    """
+
+    async def wrapped() -> Message:
+        message = await receive()
+        if message["type"] == "lifespan.startup" and threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGTERM)
+
+            def on_sigterm(signum: int, frame: FrameType | None) -> None:
+                health.start_draining()
+                if callable(previous):
+                    previous(signum, frame)
+                elif previous == signal.SIG_DFL:
+                    signal.signal(signum, signal.SIG_DFL)
+                    signal.raise_signal(signum)
+
+            signal.signal(signal.SIGTERM, on_sigterm)
+        return message
+
+    return wrapped
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return 0 if scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS") else None

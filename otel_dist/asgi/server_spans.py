@@ -1,0 +1,86 @@
+"""Server spans and HTTP duration metrics: one mechanism per app, chosen deliberately.
+
+* FastAPI with native telemetry (>= 0.142): its own server span (named from the route template, covering the
+  whole middleware stack, 500s included) and ``http.server.request.duration`` / ``active_requests``. We hand it
+  our providers, switch off what would duplicate or fight our pipeline (its own OTLP exporters under
+  FASTAPI_OTEL_AUTO_CONFIGURE, its log records — our access and error lines carry the same facts once — and,
+  by default, the per-operation spans users find noisy), and exclude probe paths.
+* Anything else (Starlette, older FastAPI, other ASGI apps): the contrib ``OpenTelemetryMiddleware`` outermost,
+  without its per-message ``http send``/``http receive`` spans. It records the body-size metrics too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from otel_dist.asgi.middleware import ASGIApp, is_excluded
+from otel_dist.bootstrap import Telemetry
+
+
+def has_native_telemetry(app: Any) -> bool:
+    """True for a FastAPI app that carries its own OpenTelemetry support."""
+    return isinstance(getattr(app, "_telemetry", None), dict) and hasattr(app, "_native_telemetry")
+
+
+def tune_native(app: Any, telemetry: Telemetry) -> None:
+    """Point FastAPI's native telemetry at our providers and settings (before its lifespan starts)."""
+    settings = telemetry.settings
+    excluded = settings.excluded_paths
+    app._telemetry.update(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        tracing=telemetry.tracer_provider is not None,
+        metrics="metrics" in settings.enabled_signals,
+        logs=False,
+        operation_spans=settings.operation_spans,
+        auto_configure=False,
+        exclude=lambda scope: is_excluded(scope.get("path", ""), excluded),
+    )
+
+
+_KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"})
+
+
+def route_template(app: Any, scope: Any) -> str | None:
+    """The template of the route ``app`` will match for ``scope``, found before routing runs."""
+    from starlette.routing import Match
+
+    for route in getattr(app, "routes", ()):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            path = getattr(route, "path", None)
+            return f"{scope.get('root_path', '')}{path}" if path is not None else None
+    return None
+
+
+def span_details(app: Any) -> Any:
+    """The contrib middleware names the span before routing; give it the route template, not the raw path."""
+
+    def details(scope: Any) -> tuple[str, dict[str, str]]:
+        method = scope.get("method", "")
+        method = method if method in _KNOWN_METHODS else "HTTP"
+        route = route_template(app, scope) if scope.get("type") == "http" else None
+        if route is None:
+            return method, {}
+        return f"{method} {route}", {"http.route": route}
+
+    return details
+
+
+def contrib_middleware(application: Any, app: ASGIApp, telemetry: Telemetry) -> ASGIApp:
+    """Wrap ``app`` (the built stack of ``application``) in the contrib ASGI middleware, from our settings."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.util.http import ExcludeList
+
+    paths = telemetry.settings.excluded_paths
+    excluded = ExcludeList([rf"^[a-z]+://[^/]+{re.escape(p)}(?:[/?]|$)" for p in paths]) if paths else None
+    wrapped: ASGIApp = OpenTelemetryMiddleware(
+        app,
+        excluded_urls=excluded,
+        default_span_details=span_details(application),
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        exclude_spans=["receive", "send"],
+    )
+    return wrapped
