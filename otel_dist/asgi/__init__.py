@@ -71,12 +71,26 @@ def instrument_app(app: App, telemetry: Telemetry | None = None, *, health: Heal
 
 
 def instrument_starlette_class(telemetry: Telemetry) -> None:
-    """Instrument every Starlette/FastAPI app of the process when it builds its stack (the wrapper's path)."""
+    """Instrument every Starlette/FastAPI app of the process when it builds its stack (the wrapper's path).
+
+    FastAPI overrides ``build_middleware_stack``, so each class that defines one is patched.
+    """
+    import importlib.util
+
     from starlette.applications import Starlette
 
-    if getattr(Starlette, _CLASS_MARK, False):
-        return
-    original = Starlette.build_middleware_stack
+    classes: list[Any] = [Starlette]
+    if importlib.util.find_spec("fastapi") is not None:
+        from fastapi import FastAPI
+
+        classes.append(FastAPI)
+    for cls in classes:
+        if "build_middleware_stack" in vars(cls) and not vars(cls).get(_CLASS_MARK, False):
+            _patch_class(cls, telemetry)
+
+
+def _patch_class(cls: Any, telemetry: Telemetry) -> None:
+    original = cls.build_middleware_stack
 
     def build_middleware_stack(self: Any) -> Any:
         if getattr(self, _MARK, False):  # instrument_app() wraps this app itself
@@ -84,5 +98,5 @@ def instrument_starlette_class(telemetry: Telemetry) -> None:
         _prepare(self, telemetry)  # before the stack is built: it reads the exception handlers
         return _wrap_stack(self, original(self), telemetry)
 
-    Starlette.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
-    setattr(Starlette, _CLASS_MARK, True)
+    cls.build_middleware_stack = build_middleware_stack
+    setattr(cls, _CLASS_MARK, True)
