@@ -25,8 +25,14 @@ BIN = Path(sys.executable).parent
 
 @contextmanager
 def uvicorn(
-    receiver: OtlpReceiver, *, wrapper: bool = False, configure: bool = True, workers: int = 1
+    receiver: OtlpReceiver,
+    *,
+    wrapper: bool = False,
+    configure: bool = True,
+    workers: int = 1,
+    gunicorn: tuple[str, ...] | None = None,
 ) -> Iterator[str]:
+    """Serve the example app: uvicorn, or gunicorn with uvicorn workers and ``gunicorn`` as extra arguments."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FASTAPI_"))}
     env.update(
@@ -44,6 +50,9 @@ def uvicorn(
     command = [str(BIN / "uvicorn"), "examples.fastapi_app.app:app", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
         command += ["--workers", str(workers)]
+    if gunicorn is not None:
+        command = [str(BIN / "gunicorn"), "examples.fastapi_app.app:app", "--bind", f"127.0.0.1:{port}"]
+        command += ["--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(workers), *gunicorn]
     if wrapper:
         command = [str(BIN / "opentelemetry-instrument"), *command]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -148,3 +157,20 @@ def test_sigterm_lets_in_flight_requests_finish_and_flushes(receiver: OtlpReceiv
     slow.join(timeout=10)
     assert results == [200]
     assert [s.item.name for s in server_spans(receiver) if s.item.name.startswith("GET /slow")] == ["GET /slow"]
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["gunicorn", "gunicorn-preload"])
+def test_gunicorn_workers_each_get_their_own_providers_and_identity(receiver: OtlpReceiver, preload: bool) -> None:
+    with uvicorn(receiver, workers=2, gunicorn=("--preload",) if preload else ()) as base:
+        with httpx.Client() as client:
+            for item in range(40):
+                client.get(f"{base}/items/{item}", headers={"connection": "close"})
+        wait_for(lambda: len(server_spans(receiver)) >= 40)
+        wait_for(lambda: sum(p.count for _, p in receiver.latest_points("http.server.request.duration")) > 0)
+    spans = server_spans(receiver)
+    assert len(spans) == 40
+    by_instance = Counter(s.resource["service.instance.id"] for s in spans)
+    assert len(by_instance) == len({s.resource["process.pid"] for s in spans})
+    # every worker's metric points arrive under that worker's own identity, never mixed
+    instances = {m.resource["service.instance.id"] for m in receiver.metrics("http.server.request.duration")}
+    assert set(by_instance) <= instances
