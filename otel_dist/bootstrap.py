@@ -164,9 +164,8 @@ class Telemetry:
                     _run_with_deadline({"metrics": lambda: metrics_provider.shutdown(remaining * 1000)}, remaining)
                     and ok
                 )
-                for server in self._metrics.servers:
-                    server.shutdown()
-                    server.server_close()
+                for close in self._metrics.closers:
+                    close()
             atexit.unregister(self.shutdown)
             if _current is self:
                 _current = None

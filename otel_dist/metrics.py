@@ -3,7 +3,8 @@ and the process/runtime metrics every service gets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -77,11 +78,11 @@ _CGROUP_FILES: Final = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/
 
 @dataclass
 class MetricsPipeline:
-    """The MeterProvider and what bootstrap must stop with it (the Prometheus HTTP server)."""
+    """The MeterProvider and what bootstrap must stop with it (the /metrics server or snapshot writer)."""
 
     provider: MeterProvider
     readers: list[MetricReader]
-    servers: list[Any] = field(default_factory=list)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
 
 def cardinality_limits(settings: Settings) -> dict[Any, int]:
@@ -110,7 +111,10 @@ def _exemplar_filter(settings: Settings) -> ExemplarFilter:
     return TraceBasedExemplarFilter()
 
 
-def _prometheus_reader(settings: Settings, servers: list[Any]) -> MetricReader:
+def _prometheus_reader(
+    settings: Settings, closers: list[Callable[[], None]], instance_id: Callable[[], str]
+) -> MetricReader:
+    """Pull mode: serve /metrics on a port of its own, or (prefork) write snapshots every worker can merge."""
     try:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from prometheus_client import CollectorRegistry, start_http_server
@@ -120,6 +124,13 @@ def _prometheus_reader(settings: Settings, servers: list[Any]) -> MetricReader:
         ) from None
     registry = CollectorRegistry(auto_describe=True)
     reader = PrometheusMetricReader(registry=registry, cardinality_limits=cardinality_limits(settings))
+    if settings.prometheus_multiprocess_dir is not None:
+        from otel_dist.metrics_multiprocess import SnapshotWriter
+
+        writer = SnapshotWriter(registry, Path(settings.prometheus_multiprocess_dir), instance_id)
+        writer.start()
+        closers.append(writer.stop)
+        return reader
     try:
         server, _thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host, registry=registry)
     except OSError as error:
@@ -127,7 +138,12 @@ def _prometheus_reader(settings: Settings, servers: list[Any]) -> MetricReader:
             "OTEL_EXPORTER_PROMETHEUS_PORT",
             f"cannot serve /metrics on {settings.prometheus_host}:{settings.prometheus_port}: {error.strerror}",
         ) from None
-    servers.append(server)
+
+    def close() -> None:
+        server.shutdown()
+        server.server_close()
+
+    closers.append(close)
     return reader
 
 
@@ -136,13 +152,21 @@ def build_metrics(
 ) -> MetricsPipeline:
     """A MeterProvider with one reader per configured metrics exporter (plus ``extra_readers``)."""
     readers: list[MetricReader] = list(extra_readers)
-    servers: list[Any] = []
+    closers: list[Callable[[], None]] = []
+    provider_holder: list[MeterProvider] = []
+
+    def instance_id() -> str:
+        # The SDK renews service.instance.id in a forked child: read it from the provider each time.
+        sdk_config = getattr(provider_holder[0], "_sdk_config", None) if provider_holder else None
+        current = sdk_config.resource if sdk_config is not None else resource
+        return str(current.attributes.get("service.instance.id", os.getpid()))
+
     # The push exporters count their own failures into the MeterProvider that does not exist yet: give them
     # the API's deferred provider and bind it once the real one is built.
     deferred = _ProxyMeterProvider()
     for kind in settings.metrics_exporter:
         if kind == "prometheus":
-            readers.append(_prometheus_reader(settings, servers))
+            readers.append(_prometheus_reader(settings, closers, instance_id))
         elif kind != "none":
             with sdk_self_metrics():
                 exporter = metric_exporter(settings, kind, deferred)
@@ -162,7 +186,8 @@ def build_metrics(
         views=build_views(settings),
     )
     deferred.on_set_meter_provider(provider)
-    return MetricsPipeline(provider=provider, readers=readers, servers=servers)
+    provider_holder.append(provider)
+    return MetricsPipeline(provider=provider, readers=readers, closers=closers)
 
 
 def detect_memory_limit(cgroup_files: Iterable[Path] = _CGROUP_FILES) -> int | None:

@@ -81,6 +81,7 @@ class Options(TypedDict, total=False):
     cardinality_limit: int
     prometheus_host: str
     prometheus_port: int
+    prometheus_multiprocess_dir: str
     system_metrics: bool
     memory_limit: int
     log_format: str
@@ -167,6 +168,7 @@ class Settings:
     cardinality_limit: int
     prometheus_host: str
     prometheus_port: int
+    prometheus_multiprocess_dir: str | None
     system_metrics: bool
     memory_limit: int | None
     log_format: str
@@ -557,6 +559,7 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("cardinality_limit", 2000, _integer(2), ("OTEL_DIST_METRIC_CARDINALITY_LIMIT",)),
     _Spec("prometheus_host", "127.0.0.1", _text, ("OTEL_EXPORTER_PROMETHEUS_HOST",)),
     _Spec("prometheus_port", 9464, _integer(0, 65535), ("OTEL_EXPORTER_PROMETHEUS_PORT",)),
+    _Spec("prometheus_multiprocess_dir", None, _text, ("OTEL_DIST_PROMETHEUS_MULTIPROCESS_DIR",)),
     _Spec("system_metrics", True, _boolean, ("OTEL_DIST_SYSTEM_METRICS",)),
     _Spec("memory_limit", None, _byte_size, ("OTEL_DIST_MEMORY_LIMIT",)),
     _Spec("log_format", "json", _choice("json", "console"), ("OTEL_DIST_LOG_FORMAT",)),

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
@@ -34,6 +35,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _log = structlog.get_logger("otel_dist.asgi")
 TRACERESPONSE: Final = b"traceresponse"
+#: Where the merged pull-mode exposition is served when OTEL_DIST_PROMETHEUS_MULTIPROCESS_DIR is set.
+METRICS_PATH: Final = "/metrics"
 
 
 def is_excluded(path: str, excluded: tuple[str, ...]) -> bool:
@@ -79,6 +82,7 @@ class RequestTelemetryMiddleware:
     ) -> None:
         self.app = app
         self.health = health
+        self.metrics_dir = Path(settings.prometheus_multiprocess_dir) if settings.prometheus_multiprocess_dir else None
         self.header = settings.request_id_header.encode("latin-1")
         self.excluded = settings.excluded_paths
         self.access_log = settings.access_log
@@ -130,6 +134,8 @@ class RequestTelemetryMiddleware:
         try:
             if health is not None and (path == health.prefix or path.startswith(health.prefix + "/")):
                 await health(scope, receive, send_stamped)
+            elif self.metrics_dir is not None and path == METRICS_PATH:
+                await _serve_metrics(self.metrics_dir, send_stamped)
             else:
                 await self.app(scope, receive, send_stamped)
         except Exception:
@@ -146,6 +152,16 @@ class RequestTelemetryMiddleware:
                 if self.body_sizes is not None:
                     self.body_sizes.record(scope, status, _content_length(scope), response_size)
             reset_request_id(token)
+
+
+async def _serve_metrics(directory: Path, send: Send) -> None:
+    """Pull mode across prefork workers: every worker's latest snapshot, merged."""
+    from otel_dist.metrics_multiprocess import exposition
+
+    body = exposition(directory)
+    headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _drain_on_sigterm(receive: Receive, health: HealthChecks) -> Receive:

@@ -31,11 +31,12 @@ def uvicorn(
     configure: bool = True,
     workers: int = 1,
     gunicorn: tuple[str, ...] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """Serve the example app: uvicorn, or gunicorn with uvicorn workers and ``gunicorn`` as extra arguments."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FASTAPI_"))}
-    env.update(
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FASTAPI_"))}
+    environment.update(
         OTEL_SERVICE_NAME="example-api",
         OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
         OTEL_BSP_SCHEDULE_DELAY="100",
@@ -46,7 +47,8 @@ def uvicorn(
         PYTHONPATH=str(ROOT),
     )
     if not configure:
-        env["EXAMPLE_SKIP_CONFIGURE"] = "1"
+        environment["EXAMPLE_SKIP_CONFIGURE"] = "1"
+    environment.update(env or {})
     command = [str(BIN / "uvicorn"), "examples.fastapi_app.app:app", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
         command += ["--workers", str(workers)]
@@ -55,7 +57,9 @@ def uvicorn(
         command += ["--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(workers), *gunicorn]
     if wrapper:
         command = [str(BIN / "opentelemetry-instrument"), *command]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, env=environment, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(process.stdout or ()), daemon=True)
     reader.start()
@@ -174,3 +178,24 @@ def test_gunicorn_workers_each_get_their_own_providers_and_identity(receiver: Ot
     # every worker's metric points arrive under that worker's own identity, never mixed
     instances = {m.resource["service.instance.id"] for m in receiver.metrics("http.server.request.duration")}
     assert set(by_instance) <= instances
+
+
+def test_pull_mode_merges_every_workers_metrics(receiver: OtlpReceiver, tmp_path: Path) -> None:
+    env = {"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_DIST_PROMETHEUS_MULTIPROCESS_DIR": str(tmp_path)}
+    with uvicorn(receiver, workers=2, gunicorn=(), env=env) as base:
+        with httpx.Client() as client:
+            for item in range(40):
+                client.get(f"{base}/items/{item}", headers={"connection": "close"})
+
+        def scraped_count() -> dict[str, float]:
+            text = httpx.get(f"{base}/metrics").text
+            counts: dict[str, float] = {}
+            for line in text.splitlines():
+                if line.startswith("http_server_request_duration_seconds_count{"):
+                    instance = line.split('service_instance_id="', 1)[1].split('"', 1)[0]
+                    counts[instance] = counts.get(instance, 0) + float(line.rsplit(" ", 1)[1])
+            return counts if sum(counts.values()) == 40 else {}
+
+        counts = wait_for(scraped_count, timeout=20, interval=0.5)
+    assert len(counts) == len({s.resource["service.instance.id"] for s in server_spans(receiver)})
+    assert set(counts) == {s.resource["service.instance.id"] for s in server_spans(receiver)}
