@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from functools import lru_cache
 from typing import Any, Final
+from urllib.parse import unquote_plus
 
 REDACTED: Final = "[REDACTED]"
 
@@ -43,7 +44,13 @@ class Redactor:
 
     def __init__(self, extra: Iterable[str] = (), allow: Iterable[str] = ()) -> None:
         words = [*DEFAULT_SECRET_WORDS, *(re.escape(w) for w in extra)]
-        self._pattern = re.compile(r"(?<![a-z])(?:" + "|".join(words) + r")(?![a-z])")
+        alternatives = "|".join(words)
+        self._pattern = re.compile(r"(?<![a-z])(?:" + alternatives + r")(?![a-z])")
+        # key=value pairs and bearer credentials inside free text (URLs in messages, library log lines)
+        self._in_text = re.compile(
+            r"(?i)(?P<key>[\w.\-]*(?<![a-z])(?:" + alternatives + r")(?![a-z])[\w.\-]*=)(?P<value>[^&\s\"',;]+)"
+            r"|(?P<scheme>\bbearer\s+)(?P<credential>[\w.~+/=\-]+)"
+        )
         self._allow = frozenset(a.lower() for a in allow)
         # Keys repeat endlessly (the same log fields, the same header names), so decisions are cached.
         self.is_secret = lru_cache(maxsize=4096)(self._is_secret)
@@ -51,6 +58,14 @@ class Redactor:
     def _is_secret(self, key: str) -> bool:
         lowered = key.lower()
         return lowered not in self._allow and self._pattern.search(lowered) is not None
+
+    def redact_text(self, text: str) -> str:
+        """Free text with secret ``key=value`` values and bearer credentials replaced."""
+        if "=" not in text and "earer" not in text:
+            return text  # the common case, without running the pattern
+        return self._in_text.sub(
+            lambda m: f"{m['key']}{REDACTED}" if m["key"] else f"{m['scheme']}{REDACTED}", text
+        )
 
     def redact(self, value: Any) -> Any:
         """A copy of ``value`` with the values of secret keys replaced, at any depth."""
@@ -63,10 +78,29 @@ class Redactor:
         return value
 
     def redact_in_place(self, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        """Redact a log event dict (top level in place; nested containers copied only when touched)."""
+        """Redact a log event dict: secret-named fields at any depth, secrets inside string values."""
         for key, value in event.items():
             if self.is_secret(key):
                 event[key] = REDACTED
+            elif isinstance(value, str):
+                event[key] = self.redact_text(value)
             elif isinstance(value, Mapping | list | tuple):
                 event[key] = self.redact(value)
         return event
+
+
+#: Span attributes that carry a query string (whole URLs included).
+URL_ATTRIBUTES: Final = ("url.query", "url.full", "http.target", "http.url")
+
+
+def redact_query(query: str, redactor: Redactor) -> str:
+    """``a=1&token=x`` -> ``a=1&token=[REDACTED]``; anything before a ``?`` (a whole URL) is kept as is."""
+    head, sep, tail = query.rpartition("?")
+    params = tail if sep or "=" in tail else ""
+    if not params:
+        return query
+    pairs = []
+    for pair in params.split("&"):
+        name, eq, _ = pair.partition("=")
+        pairs.append(f"{name}={REDACTED}" if eq and redactor.is_secret(unquote_plus(name)) else pair)
+    return f"{head}{sep}{'&'.join(pairs)}"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -15,6 +18,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from otel_dist.exporters import span_exporters
+from otel_dist.scrubbing import REDACTED, URL_ATTRIBUTES, Redactor, redact_query
 from otel_dist.self_metrics import sdk_self_metrics
 from otel_dist.settings import Settings
 
@@ -46,6 +50,62 @@ def build_span_limits(settings: Settings) -> SpanLimits:
     )
 
 
+class RedactingSpanExporter(SpanExporter):
+    """Blanks secrets in span attributes on their way out: secret query parameters in URL attributes and the
+    values of secret-named attributes.
+
+    It runs in the batch processor's thread, off the request path, and copies only the spans it changes.
+    Instrumentations may set an attribute again after the span started (the contrib ASGI middleware does), so
+    redacting when spans start would not be enough.
+    """
+
+    def __init__(self, inner: SpanExporter, redactor: Redactor) -> None:
+        self._inner = inner
+        self._redactor = redactor
+
+    def _redacted(self, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+        changed: dict[str, Any] | None = None
+        for key, value in attributes.items():
+            if key in URL_ATTRIBUTES and isinstance(value, str):
+                new = redact_query(value, self._redactor)
+            elif self._redactor.is_secret(key):
+                new = REDACTED
+            else:
+                continue
+            if new != value:
+                changed = changed if changed is not None else dict(attributes)
+                changed[key] = new
+        return changed
+
+    def _clean(self, span: ReadableSpan) -> ReadableSpan:
+        attributes = self._redacted(span.attributes or {})
+        if attributes is None:
+            return span
+        return ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=attributes,
+            events=span.events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([self._clean(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
 def build_tracer_provider(settings: Settings, resource: Resource, meter_provider: MeterProvider) -> TracerProvider:
     """A TracerProvider with one batch processor per configured exporter.
 
@@ -57,11 +117,12 @@ def build_tracer_provider(settings: Settings, resource: Resource, meter_provider
         span_limits=build_span_limits(settings),
         shutdown_on_exit=False,
     )
+    redactor = Redactor(settings.redact_keys, settings.redact_allow)
     with sdk_self_metrics():
         for exporter in span_exporters(settings, meter_provider):
             provider.add_span_processor(
                 BatchSpanProcessor(
-                    exporter,
+                    RedactingSpanExporter(exporter, redactor),
                     max_queue_size=settings.span_queue_size,
                     schedule_delay_millis=settings.span_schedule_delay * 1000,
                     max_export_batch_size=settings.span_batch_size,

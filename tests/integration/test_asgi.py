@@ -286,3 +286,20 @@ class TestHealth:
             a["health.check.name"]: p.as_int for a, p in wait_for(lambda: receiver.latest_points("health.check.status"))
         }
         assert status == {"db": 0, "cache": 1}
+
+
+@pytest.mark.parametrize("kind", ["fastapi", "starlette"])
+def test_secret_query_parameters_and_auth_headers_never_reach_spans_or_logs(app_client, receiver, capsys, kind) -> None:
+    client, telemetry = app_client(kind)
+    client.get(
+        "/items/1?token=tok-s3cret&page=2",
+        headers={"authorization": "Bearer auth-s3cret", "cookie": "session=cookie-s3cret"},
+    )
+    telemetry.force_flush(5)
+    exported = repr([s.attributes for s in receiver.spans()]) + repr([r.attributes for r in receiver.logs()])
+    output = capsys.readouterr().out
+    for secret in ("tok-s3cret", "auth-s3cret", "cookie-s3cret"):
+        assert secret not in exported
+        assert secret not in output
+    [span] = server_spans(receiver)
+    assert "page=2" in span.attributes.get("url.query", "page=2")

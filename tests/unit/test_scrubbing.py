@@ -35,3 +35,37 @@ def test_redaction_reaches_nested_values_and_leaves_the_rest() -> None:
         "password": REDACTED,
         "config": {"api_key": REDACTED, "items": [{"token": REDACTED, "n": 1}]},
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a=1&token=abc", "a=1&token=[REDACTED]"),
+        ("https://h/p?api_key=k&q=x", "https://h/p?api_key=[REDACTED]&q=x"),
+        ("page=2", "page=2"),
+        ("access%5Ftoken=t", "access%5Ftoken=[REDACTED]"),
+        ("https://h/p", "https://h/p"),
+        ("/items/1?password=&x=1", "/items/1?password=[REDACTED]&x=1"),
+    ],
+)
+def test_query_redaction(value: str, expected: str) -> None:
+    from otel_dist.scrubbing import redact_query
+
+    assert redact_query(value, Redactor()) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'HTTP Request: GET http://h/x?token=abc&page=2 "200"',
+            'HTTP Request: GET http://h/x?token=[REDACTED]&page=2 "200"',
+        ),
+        ("connecting with password=hunter2 now", "connecting with password=[REDACTED] now"),
+        ("Authorization: Bearer eyJhbGciOi.x-y", "Authorization: Bearer [REDACTED]"),
+        ("tokens_used=42 page=2", "tokens_used=42 page=2"),
+        ("plain message", "plain message"),
+    ],
+)
+def test_secrets_inside_free_text(text: str, expected: str) -> None:
+    assert Redactor().redact_text(text) == expected
