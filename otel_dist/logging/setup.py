@@ -66,8 +66,14 @@ class _PrefixRateLimit(RateLimitFilter):
         return not record.name.startswith(RATE_LIMITED_PREFIX) or super().filter(record)
 
 
+#: Characters that JSON leaves raw but that some readers treat as line breaks (NEL, LS, PS): escaped so that
+#: one event stays one line for every reader.
+_LINE_BREAKS: Final = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _json_dumps(event: Any, **kwargs: Any) -> str:
-    return orjson.dumps(event, default=kwargs.get("default", str)).decode()
+    line = orjson.dumps(event, default=kwargs.get("default", str)).decode()
+    return line if line.isascii() else line.translate(_LINE_BREAKS)
 
 
 def _renderer(settings: Settings) -> list[Processor]:
