@@ -28,6 +28,14 @@ REQUESTS: dict[str, tuple[Any, Any]] = {
 }
 
 
+#: Field names of each request type: (resource groups, scope groups, items).
+_LAYOUT: dict[str, tuple[str, str, str]] = {
+    "traces": ("resource_spans", "scope_spans", "spans"),
+    "metrics": ("resource_metrics", "scope_metrics", "metrics"),
+    "logs": ("resource_logs", "scope_logs", "log_records"),
+}
+
+
 def value_of(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
     if kind == "array_value":
@@ -72,37 +80,33 @@ class OtlpReceiver:
             self.requests[signal].append(request)
             self.headers.append(headers)
 
-    def spans(self) -> list[Record]:
+    def _records(self, signal: str) -> list[Record]:
+        """Every item of ``signal`` with its resource and scope, oldest request first.
+
+        The three OTLP request types nest the same way under signal-specific field names:
+        resource_<x> -> scope_<x> -> items.
+        """
+        outer, inner, items = _LAYOUT[signal]
         with self.lock:
             return [
-                Record(attributes_of(rs.resource.attributes), ss.scope.name, span)
-                for req in self.requests["traces"]
-                for rs in req.resource_spans
-                for ss in rs.scope_spans
-                for span in ss.spans
+                Record(attributes_of(resource_group.resource.attributes), scope_group.scope.name, item)
+                for request in self.requests[signal]
+                for resource_group in getattr(request, outer)
+                for scope_group in getattr(resource_group, inner)
+                for item in getattr(scope_group, items)
             ]
 
+    def spans(self) -> list[Record]:
+        """Every span received."""
+        return self._records("traces")
+
     def logs(self) -> list[Record]:
-        with self.lock:
-            return [
-                Record(attributes_of(rl.resource.attributes), sl.scope.name, record)
-                for req in self.requests["logs"]
-                for rl in req.resource_logs
-                for sl in rl.scope_logs
-                for record in sl.log_records
-            ]
+        """Every log record received."""
+        return self._records("logs")
 
     def metrics(self, name: str | None = None) -> list[Record]:
         """Every metric (latest requests last); filter by name."""
-        with self.lock:
-            return [
-                Record(attributes_of(rm.resource.attributes), sm.scope.name, metric)
-                for req in self.requests["metrics"]
-                for rm in req.resource_metrics
-                for sm in rm.scope_metrics
-                for metric in sm.metrics
-                if name is None or metric.name == name
-            ]
+        return [m for m in self._records("metrics") if name is None or m.item.name == name]
 
     def latest_points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
         """(attributes, point) of the newest export of metric ``name`` (cumulative: the newest has all)."""
