@@ -63,9 +63,7 @@ class Redactor:
         """Free text with secret ``key=value`` values and bearer credentials replaced."""
         if "=" not in text and "earer" not in text:
             return text  # the common case, without running the pattern
-        return self._in_text.sub(
-            lambda m: f"{m['key']}{REDACTED}" if m["key"] else f"{m['scheme']}{REDACTED}", text
-        )
+        return self._in_text.sub(lambda m: f"{m['key']}{REDACTED}" if m["key"] else f"{m['scheme']}{REDACTED}", text)
 
     def redact(self, value: Any) -> Any:
         """A copy of ``value`` with the values of secret keys replaced, at any depth."""
