@@ -6,10 +6,12 @@ Installed with otel-dist (``pytest11`` entry point); use the fixture in your own
         parse("# hello")
         assert otel_capture.span_names() == ["parse"]
         assert otel_capture.metric_value("parser.documents", kind="markdown") == 1
-        assert otel_capture.logs[0].body == "document.parsed"
+        assert otel_capture.logs[0].log_record.body == "document.parsed"
 
-Each test gets a freshly configured process (the same configure() as production, exporters replaced by
-in-memory ones) and everything is torn down afterwards, so tests do not see each other's telemetry.
+The process is configured once per test session (the same configure() as production, exporters replaced by
+in-memory ones), because libraries create their tracers and instruments once, at import, and must keep
+reporting to the same providers. Each test then starts empty: spans and log records are cleared, and metrics
+are read as deltas, so a test sees only what it produced.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from typing import Any
 import pytest
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -31,12 +41,19 @@ from otel_dist.settings import Options
 
 __all__ = ["CapturedTelemetry", "capture", "otel_capture", "reset_global_providers"]
 
+_DELTA: dict[type, AggregationTemporality] = dict.fromkeys(
+    (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter, ObservableGauge),
+    AggregationTemporality.DELTA,
+)
+
 
 def reset_global_providers() -> None:
     """Forget the global tracer, meter and logger providers so a later configure() can install new ones.
 
-    The OpenTelemetry API lets a process install each global provider once; tests need it many times. This
-    resets the API's private set-once guards (the same thing the OpenTelemetry project's test utilities do).
+    The OpenTelemetry API lets a process install each global provider once; a test suite that configures the
+    process repeatedly needs it many times. This resets the API's private set-once guards (as the
+    OpenTelemetry project's own test utilities do). Instruments created before the reset keep reporting to the
+    old providers: prefer the session-wide ``otel_capture`` fixture.
     """
     from opentelemetry import _logs, metrics, trace
     from opentelemetry.util._once import Once
@@ -51,13 +68,13 @@ def reset_global_providers() -> None:
 
 @dataclass
 class CapturedTelemetry:
-    """What the code under test produced. Spans and logs arrive as they end; metrics are collected on demand."""
+    """What the code under test produced since the last :meth:`clear`."""
 
     telemetry: bootstrap.Telemetry
     _spans: InMemorySpanExporter
     _logs: InMemoryLogRecordExporter
     _metrics: InMemoryMetricReader
-    _metric_points: list[tuple[str, Mapping[str, Any], Any]] = field(default_factory=list)
+    _points: list[tuple[str, str, Mapping[str, Any], Any]] = field(default_factory=list)
 
     @property
     def spans(self) -> list[ReadableSpan]:
@@ -73,35 +90,51 @@ class CapturedTelemetry:
         """Names of the ended spans, oldest first."""
         return [span.name for span in self.spans]
 
-    def metric_points(self, name: str) -> list[tuple[Mapping[str, Any], Any]]:
-        """(attributes, point) of every data point of metric ``name``, collected now."""
+    def _collect(self) -> None:
         data = self._metrics.get_metrics_data()
-        found: list[tuple[Mapping[str, Any], Any]] = []
         for resource_metrics in data.resource_metrics if data else ():
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
-                    if metric.name == name:
-                        found.extend((dict(p.attributes or {}), p) for p in metric.data.data_points)
-        return found
+                    kind = type(metric.data).__name__  # Sum, Gauge, Histogram, ExponentialHistogram
+                    for point in metric.data.data_points:
+                        self._points.append((metric.name, kind, dict(point.attributes or {}), point))
+
+    def metric_points(self, name: str) -> list[tuple[Mapping[str, Any], Any]]:
+        """(attributes, point) of every data point of metric ``name`` recorded so far in this test (deltas)."""
+        self._collect()
+        return [(attributes, point) for metric, _, attributes, point in self._points if metric == name]
 
     def metric_value(self, name: str, **attributes: Any) -> Any:
-        """The value (sum, or count for histograms) of the point of ``name`` whose attributes include these."""
-        for point_attributes, point in self.metric_points(name):
-            if all(point_attributes.get(k) == v for k, v in attributes.items()):
-                return getattr(point, "value", None) if hasattr(point, "value") else point.count
-        return None
+        """The total of ``name`` for series whose attributes include these: the sum of a counter, the count of a
+        histogram, the last value of a gauge; None when nothing was recorded."""
+        self._collect()
+        matching = [
+            (kind, point)
+            for metric, kind, point_attributes, point in self._points
+            if metric == name and all(point_attributes.get(k) == v for k, v in attributes.items())
+        ]
+        if not matching:
+            return None
+        kind = matching[0][0]
+        if kind == "Gauge":
+            return matching[-1][1].value
+        if kind.endswith("Histogram"):
+            return sum(point.count for _, point in matching)
+        return sum(point.value for _, point in matching)
 
     def clear(self) -> None:
-        """Forget spans and logs captured so far (metrics are cumulative, as in production)."""
+        """Forget everything captured so far (what the metric instruments hold is drained)."""
         self._spans.clear()
         self._logs.clear()
+        self._metrics.get_metrics_data()
+        self._points.clear()
 
 
 def capture(**options: Any) -> CapturedTelemetry:
-    """Configure otel-dist with in-memory exporters (and no network, no process metrics unless asked)."""
+    """Configure otel-dist with in-memory exporters (no network, no process metrics unless asked)."""
     spans = InMemorySpanExporter()
     logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
-    reader = InMemoryMetricReader()
+    reader = InMemoryMetricReader(preferred_temporality=_DELTA)
     defaults: Options = {
         "service_name": "test",
         "traces_exporter": "none",
@@ -115,21 +148,24 @@ def capture(**options: Any) -> CapturedTelemetry:
             span_processors=(SimpleSpanProcessor(spans),),
             log_processors=(SimpleLogRecordProcessor(logs),),
             metric_readers=(reader,),
-            cache_loggers=False,  # module-level loggers must follow each test's configuration
         ),
         **{**defaults, **options},
     )
     return CapturedTelemetry(telemetry, spans, logs, reader)
 
 
-@pytest.fixture
-def otel_capture() -> Iterator[CapturedTelemetry]:
-    """Telemetry of this test, captured in memory; isolated from other tests."""
+@pytest.fixture(scope="session")
+def _otel_session_capture() -> Iterator[CapturedTelemetry]:
     if bootstrap.current() is not None:
-        pytest.fail("otel-dist is already configured in this process; otel_capture needs a clean process")
+        pytest.fail("otel-dist is already configured in this process; otel_capture needs to configure it itself")
     captured = capture()
-    try:
-        yield captured
-    finally:
-        captured.telemetry.shutdown(timeout=5)
-        reset_global_providers()
+    yield captured
+    captured.telemetry.shutdown(timeout=5)
+    reset_global_providers()
+
+
+@pytest.fixture
+def otel_capture(_otel_session_capture: CapturedTelemetry) -> CapturedTelemetry:
+    """Telemetry produced during this test, captured in memory; nothing from earlier tests."""
+    _otel_session_capture.clear()
+    return _otel_session_capture

@@ -13,10 +13,15 @@ def test_otel_capture_sees_spans_metrics_and_logs_and_isolates_tests(pytester: p
         from opentelemetry import metrics, trace
         import otel_dist
 
+        # Created once, at import, as libraries do.
+        tracer = trace.get_tracer("parser")
+        documents = metrics.get_meter("parser").create_counter("parser.documents")
+        log = otel_dist.get_logger("parser")
+
         def parse(kind):
-            with trace.get_tracer("parser").start_as_current_span("parse"):
-                metrics.get_meter("parser").create_counter("parser.documents").add(1, {"kind": kind})
-                otel_dist.get_logger("parser").info("document.parsed", kind=kind)
+            with tracer.start_as_current_span("parse"):
+                documents.add(1, {"kind": kind})
+                log.info("document.parsed", kind=kind)
 
         def test_first(otel_capture):
             parse("markdown")
@@ -30,7 +35,10 @@ def test_otel_capture_sees_spans_metrics_and_logs_and_isolates_tests(pytester: p
             assert otel_capture.spans == [] and otel_capture.logs == []
             assert otel_capture.metric_value("parser.documents", kind="markdown") is None
             parse("html")
-            assert otel_capture.metric_value("parser.documents", kind="html") == 1
+            parse("html")
+            assert otel_capture.metric_value("parser.documents", kind="html") == 2
+            assert otel_capture.metric_value("parser.documents", kind="html") == 2  # reading twice changes nothing
+            assert len(otel_capture.spans) == 2
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

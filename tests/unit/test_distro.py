@@ -31,10 +31,11 @@ def test_instrumentations_that_fight_our_pipeline_are_not_loaded(name: str) -> N
     assert FakeInstrumentor.calls == []
 
 
-def test_other_instrumentations_get_our_providers(otel_capture) -> None:
+def test_other_instrumentations_get_our_providers(configure) -> None:
+    telemetry = configure(traces_exporter="console", metrics_exporter="console", logs_exporter="none")
     FakeInstrumentor.calls.clear()
     OtelDistDistro().load_instrumentor(FakeEntryPoint("redis"), skip_dep_check=True)
     [kwargs] = FakeInstrumentor.calls
-    assert kwargs["tracer_provider"] is otel_capture.telemetry.tracer_provider
-    assert kwargs["meter_provider"] is otel_capture.telemetry.meter_provider
+    assert kwargs["tracer_provider"] is telemetry.tracer_provider
+    assert kwargs["meter_provider"] is telemetry.meter_provider
     assert kwargs["skip_dep_check"] is True
