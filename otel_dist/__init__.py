@@ -19,6 +19,7 @@ from structlog.typing import FilteringBoundLogger
 from otel_dist.asgi import HealthChecks, disk_space_check, instrument_app
 from otel_dist.bootstrap import Telemetry, configure, current
 from otel_dist.context import get_request_id
+from otel_dist.operations import track_operation
 from otel_dist.settings import REQUEST_ID_KEY, ConfigurationError, Settings
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "get_logger",
     "get_request_id",
     "instrument_app",
+    "track_operation",
 ]
 
 
