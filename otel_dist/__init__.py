@@ -19,7 +19,9 @@ from structlog.typing import FilteringBoundLogger
 from otel_dist.asgi import HealthChecks, disk_space_check, instrument_app
 from otel_dist.bootstrap import Telemetry, configure, current
 from otel_dist.context import get_request_id
+from otel_dist.jobs import batch_job
 from otel_dist.operations import track_operation
+from otel_dist.security import security_event
 from otel_dist.settings import REQUEST_ID_KEY, ConfigurationError, Settings
 
 __all__ = [
@@ -28,12 +30,14 @@ __all__ = [
     "HealthChecks",
     "Settings",
     "Telemetry",
+    "batch_job",
     "configure",
     "current",
     "disk_space_check",
     "get_logger",
     "get_request_id",
     "instrument_app",
+    "security_event",
     "track_operation",
 ]
 
