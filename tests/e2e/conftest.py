@@ -1,4 +1,4 @@
-"""The real local stack, started once per session, and the example workload run against it.
+"""The real local stack, started once per session, and the example FastAPI app run against it under uvicorn.
 
 The stack uses free ports and a temporary data folder, so it never collides with a developer's `stack up`.
 With CI=true a missing binary is built and a failure fails the run: these tests never skip in CI.
@@ -6,48 +6,71 @@ With CI=true a missing binary is built and a failure fails the run: these tests 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from otel_dist.stack.example import Answer, start_example_app, traffic
+from otel_dist.stack.example import send as send_requests
 from otel_dist.stack.http import QueryError
 from otel_dist.stack.supervisor import Ports, Stack, start_stack
 from tests.stack.binaries import stack_binaries
 
-#: Units of work per run; every ERROR_EVERY-th fails with a 500; PROBES /health spans the collector must drop.
+#: User requests per run: every NOT_FOUND_EVERY-th is a 404, every SLOW_EVERY-th slow, every ERROR_EVERY-th a
+#: real unhandled exception (500), the rest 200s; PROBES health probes go in between and must show up nowhere.
 REQUESTS = 12
+NOT_FOUND_EVERY = 3
 ERROR_EVERY = 4
+SLOW_EVERY = 5
 PROBES = 3
 #: Seconds a backend may take to show what was sent (Prometheus scrapes the collector every 15 s).
 WAIT = 60.0
 MODES = ("configure", "wrapper")
-BIN = Path(sys.executable).parent
+#: How each mode's app is instrumented: its own configure(app=..., health=...) call, or only the wrapper.
+WRAPPED = {"configure": False, "wrapper": True}
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Run:
-    """One run of the workload process."""
+    """One run of the example app: what it was sent and what it answered."""
 
     mode: str
     service: str
-    request_ids: list[str]
-    errors: int
-    probes: int
+    answers: list[Answer]
     start: datetime
     end: datetime
-    stdout: str
+    output: str  # the app's stdout and stderr
+
+    @property
+    def user(self) -> list[Answer]:
+        """The user requests (the probes left out)."""
+        return [a for a in self.answers if not a.request.probe]
+
+    @property
+    def request_ids(self) -> list[str]:
+        return [a.request.request_id for a in self.user]
+
+    @property
+    def probe_ids(self) -> list[str]:
+        return [a.request.request_id for a in self.answers if a.request.probe]
+
+    def of_kind(self, kind: str) -> list[Answer]:
+        return [a for a in self.answers if a.request.kind == kind]
+
+    @property
+    def errors(self) -> int:
+        return len(self.of_kind("error"))
+
+    def answer(self, request_id: str) -> Answer:
+        return next(a for a in self.answers if a.request.request_id == request_id)
 
 
 def eventually(check: Callable[[], T], timeout: float = WAIT, interval: float = 0.5) -> T:
@@ -73,52 +96,58 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.stop()
 
 
-def run_workload(stack: Stack, mode: str) -> Run:
+#: Every run's settings: 100 % sampling, and fast exports so the wait stays short.
+APP_ENV = {
+    "OTEL_DIST_SERVICE_VERSION": "1.2.3",
+    "OTEL_DIST_ENVIRONMENT": "e2e",
+    "OTEL_TRACES_SAMPLER": "always_on",  # 100 %: every request is a trace
+    "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+    "OTEL_BSP_SCHEDULE_DELAY": "100",
+    "OTEL_BLRP_SCHEDULE_DELAY": "100",
+}
+
+
+def run_app(stack: Stack, mode: str) -> Run:
+    """Serve the example app as a new service, send it the traffic, stop it (it flushes), return what happened."""
     service = f"e2e-{mode}-{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(
-        OTEL_SERVICE_NAME=service,
-        OTEL_DIST_SERVICE_VERSION="1.2.3",
-        OTEL_DIST_ENVIRONMENT="e2e",
-        OTEL_EXPORTER_OTLP_ENDPOINT=stack.otlp_http_endpoint,
-        OTEL_TRACES_SAMPLER="always_on",  # 100 %: every request is a trace
-        OTEL_METRIC_EXPORT_INTERVAL="1000",
-        OTEL_BSP_SCHEDULE_DELAY="100",
-        OTEL_BLRP_SCHEDULE_DELAY="100",
+    planned = traffic(
+        service,
+        REQUESTS,
+        not_found_every=NOT_FOUND_EVERY,
+        error_every=ERROR_EVERY,
+        slow_every=SLOW_EVERY,
+        probes=PROBES,
     )
-    command = [
-        str(BIN / "python"),
-        "-m",
-        "otel_dist.stack.workload",
-        f"--requests={REQUESTS}",
-        f"--error-every={ERROR_EVERY}",
-        f"--probes={PROBES}",
-        f"--id-prefix={service}",
-    ]
-    if mode == "wrapper":
-        env["OTEL_PYTHON_DISTRO"] = "otel_dist"
-        command = [str(BIN / "opentelemetry-instrument"), *command]
     start = datetime.now(UTC) - timedelta(seconds=1)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])["workload"]
-    assert summary["service"] == service
+    app = start_example_app(
+        service,
+        otlp_endpoint=stack.otlp_http_endpoint,
+        log_path=stack.data_dir / "logs" / f"{service}.log",
+        wrapper=WRAPPED[mode],
+        env=APP_ENV,
+    )
+    with app:
+        answers = send_requests(app.base_url, planned)
+    output = app.output()
+    # uvicorn drains and re-raises the SIGTERM it caught: dying of it is the normal end
+    assert app.process.returncode in (0, -signal.SIGTERM), output[-3000:]
+    # each unhandled exception is one structured JSON line, never a server's plain-text traceback
+    assert "Traceback (most recent call last)" not in output, output[-3000:]
+    assert "Exception in ASGI application" not in output, output[-3000:]
     return Run(
         mode=mode,
         service=service,
-        request_ids=summary["request_ids"],
-        errors=summary["errors"],
-        probes=summary["probes"],
+        answers=answers,
         start=start,
         end=datetime.now(UTC) + timedelta(seconds=1),
-        stdout=result.stdout,
+        output=output,
     )
 
 
 @pytest.fixture(scope="session")
 def runs(stack: Stack) -> dict[str, Run]:
-    """The workload run once directly (configure()) and once under opentelemetry-instrument."""
-    return {mode: run_workload(stack, mode) for mode in MODES}
+    """The example app run once through its configure() call and once under opentelemetry-instrument."""
+    return {mode: run_app(stack, mode) for mode in MODES}
 
 
 @pytest.fixture(params=MODES)
