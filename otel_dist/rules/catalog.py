@@ -1,0 +1,157 @@
+"""The metric names rules, dashboards and runbooks use: the one list, checked against the real stack.
+
+Names follow the naming contract of collector/README.md (OTLP -> Prometheus with
+``UnderscoreEscapingWithSuffixes``). ``SERVICE_METRICS`` is what an otel-dist service emits (tests/e2e checks
+that the example app produces each of them), ``COLLECTOR_METRICS`` what the collector serves, and
+``RECORDED`` what the rendered recording rules produce. Dashboards may query only these (tests/rules checks
+it). ``ASSUMED_METRICS`` are not emitted yet: alerts on them are promtool-tested with synthetic series, and
+dashboards must not use them until something emits them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- what an otel-dist service emits (OTLP -> Prometheus) --------------------------------------------------
+
+HTTP_DURATION_BUCKET: Final = "http_server_request_duration_seconds_bucket"
+HTTP_DURATION_COUNT: Final = "http_server_request_duration_seconds_count"
+HTTP_DURATION_SUM: Final = "http_server_request_duration_seconds_sum"
+HTTP_ACTIVE_REQUESTS: Final = "http_server_active_requests"
+PROCESS_CPU_TIME: Final = "process_cpu_time_seconds_total"
+PROCESS_CPU_UTILIZATION: Final = "process_cpu_utilization_ratio"
+PROCESS_MEMORY_USAGE: Final = "process_memory_usage_bytes"
+PROCESS_MEMORY_LIMIT: Final = "process_memory_limit_bytes"
+HEALTH_CHECK_STATUS: Final = "health_check_status_ratio"
+TARGET_INFO: Final = "target_info"
+
+#: Labels every application series carries (collector/README.md), besides its own attributes.
+SERVICE_LABELS: Final = ("job", "instance", "deployment_environment_name", "service_version")
+
+SERVICE_METRICS: Final = frozenset(
+    {
+        HTTP_DURATION_BUCKET,
+        HTTP_DURATION_COUNT,
+        HTTP_DURATION_SUM,
+        HTTP_ACTIVE_REQUESTS,
+        *(
+            f"http_server_{kind}_body_size_bytes_{s}"
+            for kind in ("request", "response")
+            for s in ("bucket", "count", "sum")
+        ),
+        PROCESS_CPU_TIME,
+        PROCESS_CPU_UTILIZATION,
+        PROCESS_MEMORY_USAGE,
+        PROCESS_MEMORY_LIMIT,
+        "process_memory_virtual_bytes",
+        "process_open_file_descriptor_count",
+        "process_thread_count",
+        "process_context_switches_total",
+        "cpython_gc_collections_total",
+        "cpython_gc_collected_objects_total",
+        "cpython_gc_uncollectable_objects_total",
+        HEALTH_CHECK_STATUS,
+        "health_check_duration_seconds_bucket",
+        "health_check_duration_seconds_count",
+        "health_check_duration_seconds_sum",
+        "otel_sdk_processor_span_processed_total",
+        "otel_sdk_processor_log_processed_total",
+        "otel_sdk_processor_span_queue_size",
+        "otel_sdk_processor_span_queue_capacity",
+        "otel_sdk_processor_log_queue_size",
+        "otel_sdk_processor_log_queue_capacity",
+        "otel_sdk_exporter_span_exported_total",
+        "otel_sdk_exporter_log_exported_total",
+        "otel_sdk_exporter_metric_data_point_exported_total",
+        "otel_sdk_exporter_span_inflight",
+        "otel_sdk_exporter_log_inflight",
+        "otel_sdk_exporter_metric_data_point_inflight",
+        "otel_sdk_exporter_operation_duration_seconds_bucket",
+        "otel_sdk_exporter_operation_duration_seconds_count",
+        "otel_sdk_exporter_operation_duration_seconds_sum",
+        TARGET_INFO,
+    }
+)
+
+#: The SDK's counters of lost telemetry (``error_type`` set): processor drops and failed exports.
+SDK_LOSS_REGEX: Final = (
+    "otel_sdk_processor_(span|log)_processed_total|otel_sdk_exporter_(span|log|metric_data_point)_exported_total"
+)
+
+# --- the collector's own metrics (scraped, job="otelcol") --------------------------------------------------
+
+COLLECTOR_QUEUE_SIZE: Final = "otelcol_exporter_queue_size"
+COLLECTOR_QUEUE_CAPACITY: Final = "otelcol_exporter_queue_capacity"
+_ITEMS: Final = ("spans", "metric_points", "log_records")
+COLLECTOR_METRICS: Final = frozenset(
+    {
+        COLLECTOR_QUEUE_SIZE,
+        COLLECTOR_QUEUE_CAPACITY,
+        *(f"otelcol_receiver_{what}_{item}_total" for what in ("accepted", "refused") for item in _ITEMS),
+        *(f"otelcol_exporter_sent_{item}_total" for item in _ITEMS),
+        "otelcol_processor_filter_spans_filtered_total",
+        "otelcol_process_memory_rss_bytes",
+        "otelcol_process_cpu_seconds_total",
+    }
+)
+#: Counters the collector creates with the first failure: absent means zero (collector/README.md).
+COLLECTOR_FAILURE_METRICS: Final = frozenset(
+    {
+        *(f"otelcol_exporter_{what}_{item}_total" for what in ("send_failed", "enqueue_failed") for item in _ITEMS),
+        *(f"otelcol_receiver_failed_{item}_total" for item in _ITEMS),
+    }
+)
+
+#: Prometheus's own series about its targets.
+PROMETHEUS_METRICS: Final = frozenset({"up"})
+
+# --- not emitted yet: semantic-convention names as the collector would translate them ------------------------
+
+#: OTel DB client semantic conventions (db.client.connection.count {state=used|idle}, db.client.connection.max,
+#: attribute db.client.connection.pool.name): UpDownCounters, so no _total, and "{connection}" adds no suffix.
+DB_CONNECTION_COUNT: Final = "db_client_connection_count"
+DB_CONNECTION_MAX: Final = "db_client_connection_max"
+DB_CONNECTION_STATE: Final = "db_client_connection_state"
+DB_POOL_NAME: Final = "db_client_connection_pool_name"
+#: The collector's hostmetrics receiver (system.filesystem.usage, unit By, attributes device, mode, mountpoint,
+#: type, state=used|free|reserved).
+FILESYSTEM_USAGE: Final = "system_filesystem_usage_bytes"
+ASSUMED_METRICS: Final = frozenset({DB_CONNECTION_COUNT, DB_CONNECTION_MAX, FILESYSTEM_USAGE})
+
+# --- recording rules (render.py) ---------------------------------------------------------------------------
+
+ROUTE_REQUESTS_RATE: Final = "job_http_route:http_server_requests:rate5m"
+ROUTE_ERRORS_RATE: Final = "job_http_route:http_server_request_errors:rate5m"
+ROUTE_ERROR_RATIO: Final = "job_http_route:http_server_request_errors:ratio_rate5m"
+JOB_REQUESTS_RATE: Final = "job:http_server_requests:rate5m"
+JOB_ERRORS_RATE: Final = "job:http_server_request_errors:rate5m"
+JOB_ERROR_RATIO: Final = "job:http_server_request_errors:ratio_rate5m"
+SLO_OBJECTIVE: Final = "job:slo_objective:ratio"
+SLO_LATENCY_THRESHOLD: Final = "job:slo_latency_threshold:seconds"
+SLO_BUDGET_REMAINING: Final = "job:slo_error_budget_remaining:ratio"
+FILESYSTEM_FREE_RATIO: Final = "mountpoint:system_filesystem_free:ratio"
+
+
+def route_quantile(name: str) -> str:
+    """``p95`` -> the per-route latency quantile recording."""
+    return f"job_http_route:http_server_request_duration_seconds:{name}_rate5m"
+
+
+def job_quantile(name: str) -> str:
+    """``p95`` -> the per-service latency quantile recording."""
+    return f"job:http_server_request_duration_seconds:{name}_rate5m"
+
+
+def slo_errors(window: object) -> str:
+    """The availability SLI (share of 5xx) over ``window``."""
+    return f"job:slo_availability_errors:ratio_rate{window}"
+
+
+def slo_slow(window: object) -> str:
+    """The latency SLI (share slower than the threshold) over ``window``."""
+    return f"job:slo_latency_slow:ratio_rate{window}"
+
+
+def queryable(recorded: frozenset[str] | set[str]) -> frozenset[str]:
+    """Every name a dashboard may query: emitted by services, the collector, Prometheus, or recorded."""
+    return SERVICE_METRICS | COLLECTOR_METRICS | COLLECTOR_FAILURE_METRICS | PROMETHEUS_METRICS | frozenset(recorded)
