@@ -305,6 +305,9 @@ def plan(ports: Ports, data_dir: Path, binaries: Mapping[str, Path], *, repo: Pa
                 f"--web.listen-address={_addr(ports.prometheus)}",
                 "--web.enable-otlp-receiver",
                 "--enable-feature=exemplar-storage",
+                # A counter's first OTLP sample then starts from zero at its start time, so rate() sees a burst
+                # on a series that did not exist before (an error route failing for the first time).
+                "--enable-feature=created-timestamp-zero-ingestion",
             ),
             env={},
             ready_url=f"http://{_addr(ports.prometheus)}/-/ready",

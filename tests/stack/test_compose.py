@@ -128,4 +128,6 @@ def test_published_ports_are_loopback_only(compose: dict[str, Any]) -> None:
 def test_the_example_app_sends_to_the_collector(compose: dict[str, Any]) -> None:
     env = compose["services"]["example-app"]["environment"]
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
-    assert "examples/quickstart/app.py" in " ".join(compose["services"]["example-app"]["command"])
+    command = " ".join(compose["services"]["example-app"]["command"])
+    assert "uvicorn examples.fastapi_app.app:app" in command
+    assert (Path(__file__).parents[2] / "examples/fastapi_app/app.py").is_file()
