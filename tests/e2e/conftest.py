@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import pytest
 
-from otel_dist.stack.example import Answer, start_example_app, traffic
+from otel_dist.stack.example import Answer, Request, start_example_app, traffic
 from otel_dist.stack.example import send as send_requests
 from otel_dist.stack.http import QueryError
 from otel_dist.stack.supervisor import Ports, Stack, start_stack
@@ -107,10 +107,9 @@ APP_ENV = {
 }
 
 
-def run_app(stack: Stack, mode: str) -> Run:
-    """Serve the example app as a new service, send it the traffic, stop it (it flushes), return what happened."""
-    service = f"e2e-{mode}-{uuid.uuid4().hex[:8]}"
-    planned = traffic(
+def planned_traffic(service: str) -> list[Request]:
+    """The e2e traffic plan: the same mix for every run."""
+    return traffic(
         service,
         REQUESTS,
         not_found_every=NOT_FOUND_EVERY,
@@ -118,6 +117,12 @@ def run_app(stack: Stack, mode: str) -> Run:
         slow_every=SLOW_EVERY,
         probes=PROBES,
     )
+
+
+def run_app(stack: Stack, mode: str) -> Run:
+    """Serve the example app as a new service, send it the traffic, stop it (it flushes), return what happened."""
+    service = f"e2e-{mode}-{uuid.uuid4().hex[:8]}"
+    planned = planned_traffic(service)
     start = datetime.now(UTC) - timedelta(seconds=1)
     app = start_example_app(
         service,

@@ -22,17 +22,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otel_dist.stack import demo, http
-from otel_dist.stack.example import SLOW_SECONDS, expected_counts, start_example_app, traffic
+from otel_dist.stack.example import SLOW_SECONDS, expected_counts, start_example_app
 from otel_dist.stack.example import send as send_requests
 from otel_dist.stack.supervisor import Ports, Stack, stack_status
 from tests.e2e.conftest import (
     ERROR_EVERY,
-    NOT_FOUND_EVERY,
     PROBES,
     REQUESTS,
-    SLOW_EVERY,
     Run,
     eventually,
+    planned_traffic,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
@@ -478,14 +477,7 @@ def test_pull_mode_yields_the_otlp_paths_names_and_labels(stack: Stack, runs: di
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
     }
-    planned = traffic(
-        service,
-        REQUESTS,
-        not_found_every=NOT_FOUND_EVERY,
-        error_every=ERROR_EVERY,
-        slow_every=SLOW_EVERY,
-        probes=PROBES,
-    )
+    planned = planned_traffic(service)
     log_path = stack.data_dir / "logs" / f"{service}.log"
     try:
         with start_example_app(service, otlp_endpoint=None, log_path=log_path, env=env) as app:
