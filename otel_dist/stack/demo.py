@@ -10,7 +10,7 @@
    one failed request from its metric series (exemplar) to its trace and its log lines, joined by trace_id and
    request_id. It also prints where to look.
 
-The stack keeps running afterwards (``otel-dist stack down`` stops it).
+The stack keeps running afterwards (``./dev stack down`` or ``otel-dist stack down`` stops it).
 """
 
 from __future__ import annotations
@@ -294,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"   Alertmanager {stack.alertmanager_url}   (Prometheus and Jaeger have no web UI in this build: use the APIs)"
     )
     print(f"   the app's stdout: {stack.log_path('example-app')}")
-    down = "otel-dist stack down" + (f" --data-dir {args.data_dir}" if args.data_dir else "")
+    down = "./dev stack down" + (f" --data-dir {args.data_dir}" if args.data_dir else "")
     print(f"   stop the stack: {down}")
     print(
         "\none request as metric, trace and log, joined by trace_id and request_id"
