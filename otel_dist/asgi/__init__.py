@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Final, TypeVar
 
+from otel_dist.asgi.access_log import UVICORN_ACCESS_LOGGER
 from otel_dist.asgi.errors import internal_error_handler
 from otel_dist.asgi.health import HealthChecks, disk_space_check
 from otel_dist.asgi.middleware import BodySizeMetrics, RequestTelemetryMiddleware
@@ -21,7 +22,6 @@ __all__ = ["HealthChecks", "disk_space_check", "instrument_app", "instrument_sta
 App = TypeVar("App")
 _MARK: Final = "_otel_dist_instrumented"  # on an app instance
 _CLASS_MARK: Final = "_otel_dist_class_patched"  # on the Starlette class
-_UVICORN_ACCESS: Final = "uvicorn.access"
 
 
 def _wrap_stack(app: Any, stack: Any, telemetry: Telemetry, health: HealthChecks | None = None) -> Any:
@@ -41,7 +41,7 @@ def _prepare(app: Any, telemetry: Telemetry) -> None:
     if isinstance(handlers, dict) and not ({500, Exception} & set(handlers)):
         handlers[Exception] = internal_error_handler
     if telemetry.settings.access_log:
-        logging.getLogger(_UVICORN_ACCESS).disabled = True  # our access line replaces uvicorn's
+        logging.getLogger(UVICORN_ACCESS_LOGGER).disabled = True  # our access line replaces uvicorn's
 
 
 def instrument_app(app: App, telemetry: Telemetry | None = None, *, health: HealthChecks | None = None) -> App:

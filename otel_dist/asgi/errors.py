@@ -9,8 +9,6 @@ import orjson
 from otel_dist.context import get_request_id
 from otel_dist.settings import REQUEST_ID_KEY
 
-INTERNAL_ERROR_BODY_KEYS = ("error", REQUEST_ID_KEY)
-
 
 def internal_error_body() -> bytes:
     """The 500 body: a stable error code and the request ID to quote when reporting it."""
