@@ -27,11 +27,13 @@ def tune_native(app: Any, telemetry: Telemetry) -> None:
     """Point FastAPI's native telemetry at our providers and settings (before its lifespan starts)."""
     settings = telemetry.settings
     excluded = settings.excluded_paths
-    app._telemetry.update(
+    config = app._telemetry
+    config.update(
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
-        tracing=telemetry.tracer_provider is not None,
-        metrics="metrics" in settings.enabled_signals,
+        # FastAPI(telemetry={"tracing": False}) stays off: the application chose it.
+        tracing=config.get("tracing", True) and telemetry.tracer_provider is not None,
+        metrics=config.get("metrics", True) and "metrics" in settings.enabled_signals,
         logs=False,
         operation_spans=settings.operation_spans,
         auto_configure=False,

@@ -303,3 +303,21 @@ def test_secret_query_parameters_and_auth_headers_never_reach_spans_or_logs(app_
         assert secret not in output
     [span] = server_spans(receiver)
     assert "page=2" in span.attributes.get("url.query", "page=2")
+
+
+def test_an_app_that_switched_fastapi_tracing_off_keeps_it_off(receiver, configure) -> None:
+    from fastapi import FastAPI
+
+    telemetry = configure(endpoint=receiver.endpoint)
+    app = FastAPI(telemetry={"tracing": False})
+
+    @app.get("/ping")
+    async def ping() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    otel_dist.instrument_app(app)
+    response = Client(app).get("/ping", headers={"x-request-id": "req-quiet"})
+    telemetry.force_flush(5)
+    assert response.headers["x-request-id"] == "req-quiet"  # our middleware still runs
+    assert server_spans(receiver) == []
+    assert sum(p.count for _, p in receiver.latest_points("http.server.request.duration")) == 1
