@@ -129,6 +129,18 @@ def _exact(module: str, version: str, *, prefix: bool = False) -> Pin:
 
 
 _PROM_VERSION_PKG = "github.com/prometheus/common/version"
+
+
+def _prometheus_version_flags(version: str, revision: str) -> tuple[tuple[str, str], ...]:
+    """The -X flags that Prometheus-family binaries read their --version output from."""
+    return (
+        (f"{_PROM_VERSION_PKG}.Version", version),
+        (f"{_PROM_VERSION_PKG}.Revision", revision),
+        (f"{_PROM_VERSION_PKG}.Branch", "go-module"),
+        (f"{_PROM_VERSION_PKG}.BuildUser", "otel-dist"),
+    )
+
+
 _COLLECTOR_CORE = "go.opentelemetry.io/collector/"
 _COLLECTOR_CONTRIB = "github.com/open-telemetry/opentelemetry-collector-contrib/"
 
@@ -180,12 +192,7 @@ COMPONENTS: dict[str, Component] = {
             # remove_all_sd drops every service discovery but file_sd and http_sd
             # (prometheus/plugins/minimum.go); promtool links kubernetes SD anyway.
             tags=("remove_all_sd",),
-            xflags=(
-                (f"{_PROM_VERSION_PKG}.Version", versions.PROMETHEUS_VERSION),
-                (f"{_PROM_VERSION_PKG}.Revision", versions.PROMETHEUS_MODULE_VERSION),
-                (f"{_PROM_VERSION_PKG}.Branch", "go-module"),
-                (f"{_PROM_VERSION_PKG}.BuildUser", "otel-dist"),
-            ),
+            xflags=_prometheus_version_flags(versions.PROMETHEUS_VERSION, versions.PROMETHEUS_MODULE_VERSION),
         ),
         Component(
             name="alertmanager",
@@ -208,12 +215,7 @@ COMPONENTS: dict[str, Component] = {
                     versions.ALERTMANAGER_MODULE_VERSION,
                 ),
             ),
-            xflags=(
-                (f"{_PROM_VERSION_PKG}.Version", versions.ALERTMANAGER_VERSION),
-                (f"{_PROM_VERSION_PKG}.Revision", versions.ALERTMANAGER_MODULE_VERSION),
-                (f"{_PROM_VERSION_PKG}.Branch", "go-module"),
-                (f"{_PROM_VERSION_PKG}.BuildUser", "otel-dist"),
-            ),
+            xflags=_prometheus_version_flags(versions.ALERTMANAGER_VERSION, versions.ALERTMANAGER_MODULE_VERSION),
         ),
         Component(
             name="jaeger",
