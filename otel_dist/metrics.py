@@ -216,8 +216,13 @@ def memory_limit(settings: Settings) -> int:
 
 
 def instrument_process_metrics(settings: Settings, provider: MeterProvider) -> Any:
-    """Start the process/runtime metrics and the memory-limit gauge. Returns the instrumentor to undo it."""
+    """Start the process/runtime metrics, the memory-limit gauge and the filesystem usage of the service's paths.
+
+    Returns the instrumentor to undo it.
+    """
     from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+
+    from otel_dist.filesystem_metrics import instrument_filesystems
 
     limit = memory_limit(settings)
 
@@ -230,6 +235,7 @@ def instrument_process_metrics(settings: Settings, provider: MeterProvider) -> A
         unit="By",
         description="Memory the process may use: its cgroup limit, OTEL_DIST_MEMORY_LIMIT, or physical memory.",
     )
+    instrument_filesystems(settings.filesystem_paths, provider)
     instrumentor = SystemMetricsInstrumentor(config=dict(PROCESS_METRICS))
     instrumentor.instrument(meter_provider=provider)
     return instrumentor

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -84,6 +85,7 @@ class Options(TypedDict, total=False):
     prometheus_multiprocess_dir: str
     system_metrics: bool
     memory_limit: int
+    filesystem_paths: str | list[str]
     log_format: str
     log_level: str
     capture_stdlib_logging: bool
@@ -171,6 +173,7 @@ class Settings:
     prometheus_multiprocess_dir: str | None
     system_metrics: bool
     memory_limit: int | None
+    filesystem_paths: tuple[str, ...]
     log_format: str
     log_level: str
     capture_stdlib_logging: bool
@@ -444,6 +447,23 @@ def _paths(value: Any) -> tuple[str, ...]:
     return paths
 
 
+def _filesystem_paths(value: Any) -> tuple[str, ...]:
+    """Comma-separated directories (or a list) whose filesystems are measured; ``none`` measures none.
+
+    Each must exist now: a typo would otherwise leave the disk alerts silently without data.
+    """
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    paths = tuple(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
+    if paths == ("none",):
+        return ()
+    if not paths:
+        raise ValueError("expected comma-separated directories, or none")
+    missing = [p for p in paths if not os.path.isdir(p)]
+    if missing:
+        raise ValueError(f"not a directory: {missing[0]} (expected comma-separated existing directories, or none)")
+    return tuple(os.path.abspath(p) for p in paths)
+
+
 def _word_list(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list | tuple) else str(value).split(",")
     words = tuple(str(i).strip().lower() for i in items if str(i).strip())
@@ -562,6 +582,8 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("prometheus_multiprocess_dir", None, _text, ("OTEL_DIST_PROMETHEUS_MULTIPROCESS_DIR",)),
     _Spec("system_metrics", True, _boolean, ("OTEL_DIST_SYSTEM_METRICS",)),
     _Spec("memory_limit", None, _byte_size, ("OTEL_DIST_MEMORY_LIMIT",)),
+    # The working directory and the temporary directory: where services usually write (uploads, workspaces).
+    _Spec("filesystem_paths", (".", tempfile.gettempdir()), _filesystem_paths, ("OTEL_DIST_FILESYSTEM_PATHS",)),
     _Spec("log_format", "json", _choice("json", "console"), ("OTEL_DIST_LOG_FORMAT",)),
     _Spec("log_level", "info", _choice("debug", "info", "warning", "error", "critical"), ("OTEL_DIST_LOG_LEVEL",)),
     _Spec("capture_stdlib_logging", True, _boolean, ("OTEL_DIST_CAPTURE_STDLIB_LOGGING",)),

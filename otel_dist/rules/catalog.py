@@ -23,6 +23,14 @@ PROCESS_CPU_UTILIZATION: Final = "process_cpu_utilization_ratio"
 PROCESS_MEMORY_USAGE: Final = "process_memory_usage_bytes"
 PROCESS_MEMORY_LIMIT: Final = "process_memory_limit_bytes"
 HEALTH_CHECK_STATUS: Final = "health_check_status_ratio"
+#: system.filesystem.usage of the filesystems under the service's paths (otel_dist.filesystem_metrics), unit By,
+#: labels FS_MOUNTPOINT, FS_DEVICE, FS_TYPE, FS_MODE (rw/ro) and FS_STATE (used/free/reserved).
+FILESYSTEM_USAGE: Final = "system_filesystem_usage_bytes"
+FS_MOUNTPOINT: Final = "system_filesystem_mountpoint"
+FS_DEVICE: Final = "system_device"
+FS_TYPE: Final = "system_filesystem_type"
+FS_MODE: Final = "system_filesystem_mode"
+FS_STATE: Final = "system_filesystem_state"
 TARGET_INFO: Final = "target_info"
 
 #: Labels every application series carries (collector/README.md), besides its own attributes.
@@ -51,6 +59,7 @@ SERVICE_METRICS: Final = frozenset(
         "cpython_gc_collected_objects_total",
         "cpython_gc_uncollectable_objects_total",
         HEALTH_CHECK_STATUS,
+        FILESYSTEM_USAGE,
         "health_check_duration_seconds_bucket",
         "health_check_duration_seconds_count",
         "health_check_duration_seconds_sum",
@@ -113,10 +122,7 @@ DB_CONNECTION_COUNT: Final = "db_client_connection_count"
 DB_CONNECTION_MAX: Final = "db_client_connection_max"
 DB_CONNECTION_STATE: Final = "db_client_connection_state"
 DB_POOL_NAME: Final = "db_client_connection_pool_name"
-#: The collector's hostmetrics receiver (system.filesystem.usage, unit By, attributes device, mode, mountpoint,
-#: type, state=used|free|reserved).
-FILESYSTEM_USAGE: Final = "system_filesystem_usage_bytes"
-ASSUMED_METRICS: Final = frozenset({DB_CONNECTION_COUNT, DB_CONNECTION_MAX, FILESYSTEM_USAGE})
+ASSUMED_METRICS: Final = frozenset({DB_CONNECTION_COUNT, DB_CONNECTION_MAX})
 
 # --- recording rules (render.py) ---------------------------------------------------------------------------
 

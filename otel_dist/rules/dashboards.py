@@ -45,6 +45,8 @@ class Panel:
     datasource: dict[str, str] = field(default_factory=lambda: dict(PROMETHEUS))
     exemplars: bool = False
     stack: bool = False
+    #: Thresholds of a value that is bad when low (free space): red below the first, orange below the second.
+    low_is_bad: bool = False
 
 
 @dataclass
@@ -55,8 +57,8 @@ class Row:
     panels: list[Panel]
 
 
-def _threshold_steps(values: list[float]) -> list[dict[str, Any]]:
-    colors = ["green", "orange", "red"]
+def _threshold_steps(values: list[float], *, low_is_bad: bool = False) -> list[dict[str, Any]]:
+    colors = ["red", "orange", "green"] if low_is_bad else ["green", "orange", "red"]
     steps: list[dict[str, Any]] = [{"color": colors[0], "value": None}]
     for index, value in enumerate(values[:2], start=1):
         steps.append({"color": colors[index], "value": value})
@@ -91,7 +93,10 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
         return out
     defaults: dict[str, Any] = {"unit": panel.unit}
     if panel.thresholds:
-        defaults["thresholds"] = {"mode": "absolute", "steps": _threshold_steps(panel.thresholds)}
+        defaults["thresholds"] = {
+            "mode": "absolute",
+            "steps": _threshold_steps(panel.thresholds, low_is_bad=panel.low_is_bad),
+        }
     if panel.kind == "timeseries":
         custom: dict[str, Any] = {"lineWidth": 1, "fillOpacity": 10, "showPoints": "never"}
         if panel.stack:
@@ -403,10 +408,13 @@ def slo(spec: Spec) -> dict[str, Any]:
 
 
 def runtime(spec: Spec) -> dict[str, Any]:
-    """Memory vs limit, CPU, threads, file descriptors, GC, health checks, versions."""
+    """Memory vs limit, CPU, disks, threads, file descriptors, GC, health checks, versions."""
     o = _default(spec).objectives
     memory_steps = [o.memory.warning or 0, o.memory.critical or 0] if o.memory else []
     cpu_steps = [o.cpu.warning] if o.cpu and o.cpu.warning else []
+    free = o.disk.free_ratio if o.disk else None
+    disk_steps = [t for t in (free.critical, free.warning) if t is not None] if free else []
+    fill_lookback = o.disk.fill_lookback if o.disk else "6h"
     per_instance = "job, instance"
     rows = [
         Row(
@@ -447,6 +455,42 @@ def runtime(spec: Spec) -> dict[str, Any]:
                             "fds {{instance}}",
                         ),
                     ],
+                ),
+            ],
+        ),
+        Row(
+            "Disks (the filesystems the service writes to)",
+            [
+                Panel(
+                    "Free share per filesystem",
+                    [
+                        (
+                            f"min by (job, instance, {m.FS_MOUNTPOINT}) ({m.FILESYSTEM_FREE_RATIO}{{{SERVICE}}})",
+                            f"{{{{{m.FS_MOUNTPOINT}}}}} {{{{instance}}}}",
+                        )
+                    ],
+                    unit="percentunit",
+                    thresholds=disk_steps,
+                    low_is_bad=True,
+                    description="Free space over size. The lines mark DiskSpaceLow's tiers (critical, warning).",
+                ),
+                Panel(
+                    "Free bytes per filesystem, and the 24h forecast",
+                    [
+                        (
+                            f"min by (job, instance, {m.FS_MOUNTPOINT}) "
+                            f'({m.FILESYSTEM_USAGE}{{{SERVICE}, {m.FS_STATE}="free"}})',
+                            f"free {{{{{m.FS_MOUNTPOINT}}}}} {{{{instance}}}}",
+                        ),
+                        (
+                            f"min by (job, instance, {m.FS_MOUNTPOINT}) (predict_linear("
+                            f'{m.FILESYSTEM_USAGE}{{{SERVICE}, {m.FS_STATE}="free"}}[{fill_lookback}], 24 * 3600))',
+                            f"in 24h {{{{{m.FS_MOUNTPOINT}}}}} {{{{instance}}}}",
+                        ),
+                    ],
+                    unit="bytes",
+                    description="What the service can still write, and where the trend of the last "
+                    f"{fill_lookback} takes it in 24 hours (DiskWillFillSoon).",
                 ),
             ],
         ),
@@ -508,7 +552,9 @@ def runtime(spec: Spec) -> dict[str, Any]:
         "otel-dist-runtime",
         "otel-dist / Runtime and resources",
         rows,
-        description="Process memory against its limit, CPU, threads, file descriptors, GC, health checks, versions.",
+        description=(
+            "Process memory against its limit, CPU, disks, threads, file descriptors, GC, health checks, versions."
+        ),
     )
 
 

@@ -3,11 +3,11 @@
 Four files, so that promtool unit tests can load only what they exercise:
 
 * ``otel-dist-recording.yml``: request rate, error ratio and latency quantiles per service and per route, the SLIs
-  over every burn-rate window, the error budget left, the filesystem free ratio;
+  over every burn-rate window, the error budget left, the free share of every filesystem;
 * ``otel-dist-slo-alerts.yml``: multi-window multi-burn-rate alerts (availability and latency) and ErrorBudgetLow;
-* ``otel-dist-service-alerts.yml``: per-service thresholds, baseline-relative alerts, saturation, component health
-  and the service's own telemetry;
-* ``otel-dist-platform-alerts.yml``: disks, the collector, scrape targets and the Watchdog.
+* ``otel-dist-service-alerts.yml``: per-service thresholds, baseline-relative alerts, saturation (disks too),
+  component health and the service's own telemetry;
+* ``otel-dist-platform-alerts.yml``: the collector, scrape targets and the Watchdog.
 
 Metric names follow the naming contract in collector/README.md; ``catalog`` lists them.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from otel_dist.rules import catalog as m
-from otel_dist.rules.spec import HTTP_DURATION, BaselineEntry, Duration, Scope, Spec
+from otel_dist.rules.spec import HTTP_DURATION, BaselineEntry, Disk, Duration, Scope, Spec, Threshold
 
 RECORDING_FILE: Final = "otel-dist-recording.yml"
 SLO_ALERTS_FILE: Final = "otel-dist-slo-alerts.yml"
@@ -33,6 +33,8 @@ BY_ROUTE: Final = "job, deployment_environment_name, http_route"
 ERRORS: Final = 'http_response_status_code=~"5.."'
 #: The budget and burn-rate recordings of long windows need not run every 15 s.
 BUDGET_INTERVAL: Final = "1m"
+#: Labels that tell apart rules of one alert and severity (coverage checks need a test of each).
+STATIC_LABELS: Final = ("long_window", "short_window", "disk_threshold")
 #: How values read in descriptions: rates as plain numbers (humanize would print 0.2 as "200m").
 PER_SECOND: Final = "{{ $value | printf `%.4g` }}"
 CORES: Final = "{{ $value | printf `%.2f` }}"
@@ -49,6 +51,14 @@ def num(value: float) -> str:
 def pct(value: float) -> str:
     """0.995 -> 99.5%."""
     return f"{value * 100:.12g}%"
+
+
+def _bytes(value: float) -> str:
+    """Bytes for humans, in powers of 1024: 1073741824 -> 1GiB."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= size:
+            return f"{value / size:.4g}{unit}"
+    return f"{value:.4g}B"
 
 
 def secs(value: float) -> str:
@@ -243,13 +253,13 @@ def slo_recording_groups(spec: Spec, scope: Scope) -> list[dict[str, Any]]:
     ]
 
 
-def platform_recording_rules() -> list[dict[str, Any]]:
-    """The free ratio of each filesystem (hostmetrics receiver names, see catalog.FILESYSTEM_USAGE)."""
-    usage = m.FILESYSTEM_USAGE
+def filesystem_recording_rules() -> list[dict[str, Any]]:
+    """The free share of each filesystem the services report (otel_dist.filesystem_metrics)."""
+    usage, state = m.FILESYSTEM_USAGE, m.FS_STATE
     return [
         _record(
             m.FILESYSTEM_FREE_RATIO,
-            lines(f'sum without (state) ({usage}{{state="free"}})', "/", f"sum without (state) ({usage})"),
+            lines(f'sum without ({state}) ({usage}{{{state}="free"}})', "/", f"sum without ({state}) ({usage})"),
         )
     ]
 
@@ -429,6 +439,8 @@ def service_alert_rules(spec: Spec, scope: Scope) -> list[dict[str, Any]]:
                     ),
                 )
             )
+    if o.disk is not None:
+        rules += disk_alert_rules(b, scope, o.disk)
     if o.health is not None:
         by_check = f"{BY_JOB}, health_check_name"
         failing = f"count by ({by_check}) ({m.HEALTH_CHECK_STATUS}{sel} == 0)"
@@ -489,6 +501,58 @@ def service_alert_rules(spec: Spec, scope: Scope) -> list[dict[str, Any]]:
                 description=(
                     "{{ $labels.job }} lost " + PER_SECOND + " spans, log records or metric points per second "
                     "over the last 5m: dropped by full SDK queues or not accepted by the collector."
+                ),
+            )
+        )
+    return rules
+
+
+def disk_alert_rules(b: _Rules, scope: Scope, disk: Disk) -> list[dict[str, Any]]:
+    """DiskSpaceLow (a share of the size, or a number of bytes, free) and DiskWillFillSoon (predict_linear)."""
+    rw = _with(scope.selector(), f'{m.FS_MODE}!="ro"')
+    free = _with(rw, f'{m.FS_STATE}="free"')
+    where = (
+        f"{{{{ $labels.{m.FS_MOUNTPOINT} }}}} ({{{{ $labels.{m.FS_DEVICE} }}}}) of {{{{ $labels.job }}}} on "
+        "{{ $labels.instance }}"
+    )
+    rules: list[dict[str, Any]] = []
+    tiers: list[tuple[str, Threshold | None, str, str, Any]] = [
+        ("ratio", disk.free_ratio, f"{m.FILESYSTEM_FREE_RATIO}{rw}", "{{ $value | humanizePercentage }}", pct),
+        ("bytes", disk.free_bytes, f"{m.FILESYSTEM_USAGE}{free}", "{{ $value | humanize1024 }}B", _bytes),
+    ]
+    for kind, threshold, series, shown, unit in tiers:
+        if threshold is None:
+            continue
+        for severity, value, for_ in threshold.tiers():
+            rules.append(
+                b.alert(
+                    "DiskSpaceLow",
+                    f"{series} < {num(value)}",
+                    severity=severity,
+                    for_=for_,
+                    labels={"disk_threshold": kind},
+                    summary=f"{{{{ $labels.{m.FS_MOUNTPOINT} }}}} of {{{{ $labels.job }}}} has {shown} free",
+                    description=f"Filesystem {where} has {shown} free ({severity} below {unit(value)}).",
+                )
+            )
+    on = f"on (job, deployment_environment_name, instance, {m.FS_DEVICE}, {m.FS_MOUNTPOINT})"
+    for severity, hours in (("critical", disk.fill_critical_hours), ("warning", disk.fill_warning_hours)):
+        if hours is None:
+            continue
+        rules.append(
+            b.alert(
+                "DiskWillFillSoon",
+                lines(
+                    f"{m.FILESYSTEM_FREE_RATIO}{rw} < 0.4",
+                    f"and {on}",
+                    f"predict_linear({m.FILESYSTEM_USAGE}{free}[{disk.fill_lookback}], {num(hours)} * 3600) < 0",
+                ),
+                severity=severity,
+                for_=disk.fill_for,
+                summary=f"{{{{ $labels.{m.FS_MOUNTPOINT} }}}} of {{{{ $labels.job }}}} fills up within {num(hours)}h",
+                description=(
+                    f"Filesystem {where} has {{{{ $value | humanizePercentage }}}} free and, at the rate of the last "
+                    f"{disk.fill_lookback}, will be full within {num(hours)}h."
                 ),
             )
         )
@@ -576,53 +640,10 @@ def _per_signal(prefix: str, by: str) -> str:
 
 
 def platform_alert_rules(spec: Spec) -> list[dict[str, Any]]:
-    """Disks, the collector, scrape targets, and the Watchdog."""
+    """The collector, scrape targets, and the Watchdog."""
     b = _Rules(spec)
     p = spec.platform
     rules: list[dict[str, Any]] = []
-    disk = p.disk
-    if disk is not None and disk.free is not None:
-        for severity, value, for_ in disk.free.tiers():
-            rules.append(
-                b.alert(
-                    "DiskSpaceLow",
-                    f'{m.FILESYSTEM_FREE_RATIO}{{mode!="ro"}} < {num(value)}',
-                    severity=severity,
-                    for_=for_,
-                    summary=(
-                        "{{ $labels.mountpoint }} on {{ $labels.instance }} has {{ $value | humanizePercentage }} free"
-                    ),
-                    description=(
-                        "Filesystem {{ $labels.mountpoint }} ({{ $labels.device }}) on {{ $labels.instance }} has "
-                        f"{{{{ $value | humanizePercentage }}}} of its space free ({severity} below {pct(value)})."
-                    ),
-                )
-            )
-    if disk is not None:
-        on = "on (job, instance, device, mountpoint)"
-        for severity, hours in (("critical", disk.fill_critical_hours), ("warning", disk.fill_warning_hours)):
-            if hours is None:
-                continue
-            rules.append(
-                b.alert(
-                    "DiskWillFillSoon",
-                    lines(
-                        f'{m.FILESYSTEM_FREE_RATIO}{{mode!="ro"}} < 0.4',
-                        f"and {on}",
-                        f'predict_linear({m.FILESYSTEM_USAGE}{{state="free", mode!="ro"}}[{disk.fill_lookback}], '
-                        f"{num(hours)} * 3600) < 0",
-                    ),
-                    severity=severity,
-                    for_=disk.fill_for,
-                    summary=f"{{{{ $labels.mountpoint }}}} on {{{{ $labels.instance }}}} fills up within {num(hours)}h",
-                    description=(
-                        "Filesystem {{ $labels.mountpoint }} ({{ $labels.device }}) on {{ $labels.instance }} has "
-                        "{{ $value | humanizePercentage }} free and, at the rate of the last "
-                        f"{disk.fill_lookback}, "
-                        f"will be full within {num(hours)}h."
-                    ),
-                )
-            )
     rules += [
         b.alert(
             "OTelCollectorExportFailing",
@@ -722,8 +743,8 @@ def rule_groups(spec: Spec) -> dict[str, list[dict[str, Any]]]:
             service_alerts.append(_group(f"otel-dist-service-{scope.name}", rules))
     if rules := baseline_alert_rules(spec):
         service_alerts.append(_group("otel-dist-baseline", rules))
-    if spec.platform.disk is not None:
-        recording.append(_group("otel-dist-platform", platform_recording_rules()))
+    if any(scope.objectives.disk is not None for scope in spec.scopes):
+        recording.append(_group("otel-dist-filesystems", filesystem_recording_rules()))
     return {
         RECORDING_FILE: recording,
         SLO_ALERTS_FILE: slo_alerts,
@@ -753,7 +774,7 @@ def alert_keys(groups: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, tupl
         for rule in group.get("rules", []):
             if "alert" in rule:
                 labels = rule.get("labels", {})
-                static = tuple(sorted((k, v) for k, v in labels.items() if k in ("long_window", "short_window")))
+                static = tuple(sorted((k, v) for k, v in labels.items() if k in STATIC_LABELS))
                 keys.append((rule["alert"], labels.get("severity", ""), static))
     return keys
 

@@ -144,6 +144,19 @@ class Telemetry:
 
 
 @dataclass(frozen=True)
+class Disk:
+    """Filesystem alerts on the service's filesystems: free space below a share of the size or below a number
+    of bytes, and a forecast to zero with predict_linear."""
+
+    free_ratio: Threshold | None
+    free_bytes: Threshold | None
+    fill_lookback: Duration
+    fill_warning_hours: float | None
+    fill_critical_hours: float | None
+    fill_for: Duration
+
+
+@dataclass(frozen=True)
 class Objectives:
     """What one scope (the defaults, or one service) alerts on; None means not rendered."""
 
@@ -156,6 +169,7 @@ class Objectives:
     memory: Threshold | None
     cpu: Threshold | None
     db_pool: Threshold | None
+    disk: Disk | None
     health: Health | None
     telemetry: Telemetry | None
 
@@ -209,21 +223,9 @@ class Baseline:
 
 
 @dataclass(frozen=True)
-class Disk:
-    """Filesystem alerts: free space below a ratio, and a forecast to zero with predict_linear."""
-
-    free: Threshold | None
-    fill_lookback: Duration
-    fill_warning_hours: float | None
-    fill_critical_hours: float | None
-    fill_for: Duration
-
-
-@dataclass(frozen=True)
 class Platform:
-    """Alerts about the hosts and the telemetry pipeline, not about one service."""
+    """Alerts about the telemetry pipeline, not about one service."""
 
-    disk: Disk | None
     collector_queue_warning: float
     collector_for: Duration
     collector_dropping_for: Duration
@@ -466,6 +468,26 @@ def _telemetry(value: object, path: str) -> Telemetry:
     return telemetry
 
 
+def _disk(value: object, path: str) -> Disk:
+    reader = _Reader(value, path)
+    disk = Disk(
+        free_ratio=_optional(reader, "free_ratio", lambda v, p: _threshold(v, p, _ratio, below=True)),
+        free_bytes=_optional(reader, "free_bytes", lambda v, p: _threshold(v, p, _positive, below=True)),
+        fill_lookback=parse_duration(reader.raw("fill_lookback", "6h"), reader.at("fill_lookback")),
+        fill_warning_hours=_optional(reader, "fill_warning_hours", _positive, 24.0),
+        fill_critical_hours=_optional(reader, "fill_critical_hours", _positive, 4.0),
+        fill_for=parse_duration(reader.raw("fill_for", "30m"), reader.at("fill_for")),
+    )
+    reader.finish()
+    if (
+        disk.fill_warning_hours is not None
+        and disk.fill_critical_hours is not None
+        and disk.fill_critical_hours >= disk.fill_warning_hours
+    ):
+        raise SpecError(reader.at("fill_critical_hours"), "must be fewer hours than fill_warning_hours")
+    return disk
+
+
 #: Objective keys -> parser. Order is the order of the rendered rules.
 _OBJECTIVES: Final[dict[str, Callable[[object, str], Any]]] = {
     "availability": _availability,
@@ -476,6 +498,7 @@ _OBJECTIVES: Final[dict[str, Callable[[object, str], Any]]] = {
     "memory": lambda v, p: _threshold(v, p, _ratio),
     "cpu": lambda v, p: _threshold(v, p, _positive),
     "db_pool": lambda v, p: _threshold(v, p, _ratio),
+    "disk": _disk,
     "health": _health,
     "telemetry": _telemetry,
 }
@@ -496,6 +519,7 @@ def _objectives(data: Mapping[str, Any], path: str) -> Objectives:
         memory=parsed["memory"],
         cpu=parsed["cpu"],
         db_pool=parsed["db_pool"],
+        disk=parsed["disk"],
         health=parsed["health"],
         telemetry=parsed["telemetry"],
     )
@@ -597,29 +621,10 @@ def load_baseline(path: Path) -> tuple[BaselineEntry, ...]:
     return tuple(entries)
 
 
-def _disk(value: object, path: str) -> Disk:
-    reader = _Reader(value, path)
-    free = _optional(reader, "free", lambda v, p: _threshold(v, p, _ratio, below=True))
-    disk = Disk(
-        free=free,
-        fill_lookback=parse_duration(reader.raw("fill_lookback", "6h"), reader.at("fill_lookback")),
-        fill_warning_hours=_optional(reader, "fill_warning_hours", _positive, 24.0),
-        fill_critical_hours=_optional(reader, "fill_critical_hours", _positive, 4.0),
-        fill_for=parse_duration(reader.raw("fill_for", "30m"), reader.at("fill_for")),
-    )
-    reader.finish()
-    if (
-        disk.fill_warning_hours is not None
-        and disk.fill_critical_hours is not None
-        and disk.fill_critical_hours >= disk.fill_warning_hours
-    ):
-        raise SpecError(reader.at("fill_critical_hours"), "must be fewer hours than fill_warning_hours")
-    return disk
-
-
 def _platform(value: object, path: str) -> Platform:
     reader = _Reader(value or {}, path)
-    disk = _optional(reader, "disk", _disk)
+    if reader.has("disk"):
+        raise SpecError(reader.at("disk"), "moved: disk alerts are per service now (defaults.disk, services[i].disk)")
     collector = _Reader(reader.raw("collector", {}) or {}, reader.at("collector"))
     queue = _ratio(collector.raw("queue_warning", 0.8), collector.at("queue_warning"))
     collector_for = parse_duration(collector.raw("for", "5m"), collector.at("for"))
@@ -629,7 +634,7 @@ def _platform(value: object, path: str) -> Platform:
     scrape_for = parse_duration(scrape.raw("down_for", "2m"), scrape.at("down_for"))
     scrape.finish()
     reader.finish()
-    return Platform(disk, queue, collector_for, dropping_for, scrape_for)
+    return Platform(queue, collector_for, dropping_for, scrape_for)
 
 
 def _load_yaml(path: Path, name: str) -> object:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from opentelemetry import metrics, trace
 
+from otel_dist.filesystem_metrics import FILESYSTEM_USAGE_METRIC, Filesystem, filesystems_of
 from otel_dist.metrics import DURATION_BUCKETS, MEMORY_LIMIT_METRIC, detect_memory_limit
+from otel_dist.settings import ConfigurationError, resolve
 from tests.support.otlp_receiver import OtlpReceiver, free_port, wait_for
 
 ONLY_METRICS = {"traces_exporter": "none", "logs_exporter": "none"}
@@ -74,3 +81,64 @@ def test_cgroup_memory_limit_detection(tmp_path: Path) -> None:
     assert detect_memory_limit([unlimited]) is None
     assert detect_memory_limit([v1_unlimited]) is None
     assert detect_memory_limit([tmp_path / "missing", limited]) == 536870912
+
+
+@contextlib.contextmanager
+def small_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A fresh 8 MiB tmpfs where the machine lets us mount one (root in a sandbox), else ``tmp_path``'s own."""
+    mountpoint = tmp_path / "fs"
+    mountpoint.mkdir()
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mountpoint)], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    try:
+        yield mountpoint
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(mountpoint)], check=False)
+
+
+def test_the_filesystems_of_the_services_paths_are_reported(receiver, configure: OtlpReceiver, tmp_path: Path) -> None:
+    with small_filesystem(tmp_path) as data_dir:
+        telemetry = configure(
+            endpoint=receiver.endpoint,
+            system_metrics=True,
+            filesystem_paths=[str(data_dir), str(data_dir / ".")],  # one filesystem, reported once
+            **ONLY_METRICS,
+        )
+        (holding,) = filesystems_of([str(data_dir)])
+        (data_dir / "blob").write_bytes(b"x" * 2**20)  # 1 MiB more used, 1 MiB less free
+        telemetry.force_flush(5)
+        points = {
+            attributes["system.filesystem.state"]: (attributes, point.as_int)
+            for attributes, point in receiver.latest_points(FILESYSTEM_USAGE_METRIC)
+        }
+        assert set(points) == {"used", "free", "reserved"}
+        attributes = points["free"][0]
+        assert attributes["system.filesystem.mountpoint"] == holding.mountpoint
+        assert attributes["system.filesystem.mode"] == "rw"
+        stat = os.statvfs(data_dir)
+        assert sum(value for _, value in points.values()) == stat.f_blocks * stat.f_frsize  # states add up to the size
+        if holding.type == "tmpfs" and holding.mountpoint == str(data_dir):
+            assert points["used"][1] >= 2**20
+            assert points["free"][1] <= 8 * 2**20 - 2**20
+
+
+def test_a_missing_filesystem_path_fails_fast_naming_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"OTEL_DIST_FILESYSTEM_PATHS.*not a directory"):
+        resolve({}, {"OTEL_DIST_FILESYSTEM_PATHS": f"{tmp_path},{tmp_path / 'missing'}"})
+    assert resolve({}, {"OTEL_DIST_FILESYSTEM_PATHS": "none"}).filesystem_paths == ()
+
+
+def test_a_path_belongs_to_the_innermost_mount() -> None:
+    mounts = [
+        Filesystem("/", "/dev/root", "ext4", "rw"),
+        Filesystem("/data", "/dev/sdb1", "xfs", "rw"),
+        Filesystem("/data/cache", "tmpfs", "tmpfs", "rw"),
+    ]
+    found = filesystems_of(["/data/uploads", "/data/cache/x", "/datastore", "/data"], mounts)
+    assert [f.mountpoint for f in found] == ["/data", "/data/cache", "/"]

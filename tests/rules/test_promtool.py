@@ -14,7 +14,7 @@ from tests.rules.conftest import RULES_DIR, TESTS_DIR, load_yaml, run
 TEST_FILES = sorted(TESTS_DIR.glob("*.yml"))
 #: Alerts that cannot be "not firing".
 ALWAYS_FIRING = {"Watchdog"}
-STATIC_LABELS = ("severity", "long_window", "short_window", "slo")
+STATIC_LABELS = ("severity", "long_window", "short_window", "slo", "disk_threshold")
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 

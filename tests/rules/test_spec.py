@@ -108,8 +108,10 @@ def test_the_shipped_spec_loads(spec: Spec) -> None:
         ("annotations.runbook_url", "x", "annotations.runbook_url", "set by the rules"),
         ("baseline.file", "missing.yaml", "baseline.file", "no such file"),
         ("baseline.latency_critical_factor", 1.5, "baseline.latency_critical_factor", "above latency_warning_factor"),
-        ("platform.disk.free.critical", 0.2, "platform.disk.free.critical", "must be below warning"),
-        ("platform.disk.fill_critical_hours", 48, "platform.disk.fill_critical_hours", "fewer hours"),
+        ("defaults.disk.free_ratio.critical", 0.2, "defaults.disk.free_ratio.critical", "must be below warning"),
+        ("defaults.disk.free_bytes", {"warning": -1}, "defaults.disk.free_bytes.warning", "positive"),
+        ("defaults.disk.fill_critical_hours", 48, "defaults.disk.fill_critical_hours", "fewer hours"),
+        ("platform.disk", {"free": {"warning": 0.1}}, "platform.disk", "per service now"),
         ("platform.collector.queue_warning", 80, "platform.collector.queue_warning", "between 0 and 1"),
         ("services", [{**CHECKOUT, "name": "Checkout!"}], "services[0].name", "lowercase"),
         ("services", [CHECKOUT, CHECKOUT], "services[1].name", "used twice"),
@@ -297,7 +299,6 @@ def test_objectives_set_to_null_render_nothing(tmp_path: Path) -> None:
         if key != "min_request_rate":
             data["defaults"][key] = None
     data["baseline"] = None
-    data["platform"]["disk"] = None
     groups = rule_groups(load_spec(write_spec(tmp_path, data)))
     alerts = {r["alert"] for gs in groups.values() for g in gs for r in g["rules"] if "alert" in r}
     assert alerts == {
@@ -324,3 +325,19 @@ def test_durations() -> None:
         "1w",
     ]
     assert Duration(30 * 86400 / 14.4).humanize() == "2d 2h"
+
+
+def test_an_absolute_free_space_floor_renders_its_own_tier(tmp_path: Path) -> None:
+    data = copy.deepcopy(BASE)
+    data["defaults"]["disk"]["free_bytes"] = {"warning": 20e9, "critical": 2**30, "critical_for": "1m"}
+    groups = rule_groups(load_spec(write_spec(tmp_path, data)))
+    rules = [r for gs in groups.values() for g in gs for r in g["rules"] if r.get("alert") == "DiskSpaceLow"]
+    by_tier = {(r["labels"]["disk_threshold"], r["labels"]["severity"]): r for r in rules}
+    assert set(by_tier) == {("ratio", "critical"), ("ratio", "warning"), ("bytes", "critical"), ("bytes", "warning")}
+    critical = by_tier["bytes", "critical"]
+    assert critical["expr"] == (
+        'system_filesystem_usage_bytes{system_filesystem_state="free", system_filesystem_mode!="ro"} < 1073741824'
+    )
+    assert critical["for"] == "1m"
+    assert critical["annotations"]["description"].endswith("(critical below 1GiB).")
+    assert by_tier["bytes", "warning"]["annotations"]["description"].endswith("(warning below 18.63GiB).")
