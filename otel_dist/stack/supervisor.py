@@ -500,29 +500,8 @@ def start_stack(
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for service in services:
-            log_path = stack.log_path(service.name)
-            with log_path.open("ab") as log:
-                log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(service.argv)}\n".encode())
-                log.flush()
-                proc = subprocess.Popen(
-                    service.argv,
-                    cwd=data_dir,
-                    env=_child_env(service.env),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # Ctrl-C in the terminal that ran `stack up` does not reach them
-                )
-            procs[service.name] = proc
-            record = ProcessRecord(
-                name=service.name,
-                pid=proc.pid,
-                create_time=psutil.Process(proc.pid).create_time(),
-                executable=service.argv[0],
-            )
-            _write_record(data_dir, record)
-            stack.records[service.name] = record
-            _say(f"started {service.name} (pid {proc.pid})", out)
+            procs[service.name] = _launch(stack, service)
+            _say(f"started {service.name} (pid {procs[service.name].pid})", out)
         _wait_ready(stack, services, procs, ready_timeout, out)
     except BaseException:
         _terminate(procs.values())
@@ -530,6 +509,59 @@ def start_stack(
         raise
     stack.started_seconds = time.monotonic() - started
     return stack
+
+
+def _launch(stack: Stack, service: Service) -> subprocess.Popen[bytes]:
+    """Start one service's process (output appended to its log) and record its pid file."""
+    log_path = stack.log_path(service.name)
+    with log_path.open("ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(service.argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            service.argv,
+            cwd=stack.data_dir,
+            env=_child_env(service.env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal that ran `stack up` does not reach them
+        )
+    record = ProcessRecord(
+        name=service.name,
+        pid=proc.pid,
+        create_time=psutil.Process(proc.pid).create_time(),
+        executable=service.argv[0],
+    )
+    _write_record(stack.data_dir, record)
+    stack.records[service.name] = record
+    return proc
+
+
+def restart_service(
+    stack: Stack,
+    name: str,
+    *,
+    binaries: Mapping[str, Path],
+    repo: Path = REPO_ROOT,
+    ready_timeout: float = READY_TIMEOUT,
+) -> subprocess.Popen[bytes]:
+    """Start one service of ``stack`` again, on its ports and with its config, after it stopped or was killed.
+
+    For fault-injection tests (a collector restarted, a backend back up). A process of it still running is
+    stopped first (SIGTERM). Waits until it is ready; raises :class:`StackError` otherwise.
+    """
+    services = {s.name: s for s in plan(stack.ports, stack.data_dir, binaries, repo=repo)}
+    if name not in services:
+        raise StackError(f"no service {name!r} in the stack; known: {', '.join(services)}")
+    record = stack.records.get(name)
+    running = record.process() if record is not None else None
+    if running is not None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            running.terminate()
+            running.wait(timeout=STOP_TIMEOUT)
+    proc = _launch(stack, services[name])
+    _wait_ready(stack, [services[name]], {name: proc}, ready_timeout, None)
+    return proc
 
 
 def _wait_ready(
