@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from otel_dist.settings import ConfigurationError, Settings, Signal
+from otel_dist.settings import ConfigurationError, OtlpSignalSettings, Settings, Signal
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -33,11 +33,34 @@ def _otlp_kwargs(
 
         kwargs["insecure"] = otlp.insecure
         kwargs["compression"] = GrpcCompression.Gzip if otlp.compression == "gzip" else GrpcCompression.NoCompression
+        if not otlp.insecure:
+            kwargs["credentials"] = _grpc_credentials(otlp)
     else:
         from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 
+        from otel_dist.transport import CollectorTransport
+
         kwargs["compression"] = HttpCompression.Gzip if otlp.compression == "gzip" else HttpCompression.NoCompression
+        # TLS from Settings, Retry-After honoured across batches, refusals counted (see otel_dist.transport).
+        kwargs["_transport"] = CollectorTransport(otlp)
     return otlp.protocol, kwargs
+
+
+def _grpc_credentials(otlp: OtlpSignalSettings) -> Any:
+    """TLS credentials for a grpc exporter from Settings (the exporter would read the environment itself)."""
+    import grpc
+
+    def read(path: str | None) -> bytes | None:
+        if path is None:
+            return None
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(otlp.certificate),
+        private_key=read(otlp.client_key) if otlp.client_certificate else None,
+        certificate_chain=read(otlp.client_certificate) if otlp.client_key else None,
+    )
 
 
 def _require_grpc(signal: Signal) -> None:

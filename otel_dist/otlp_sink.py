@@ -70,6 +70,8 @@ class OtlpReceiver:
     headers: list[dict[str, str]] = field(default_factory=list)
     status: int = 200
     retry_after: str | None = None
+    #: (time.monotonic(), signal) of every request, refused ones included: how often exporters retried.
+    attempts: list[tuple[float, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     endpoint: str = ""
 
@@ -141,6 +143,8 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             signal = self.path.rstrip("/").rsplit("/", 1)[-1]
+            with receiver.lock:
+                receiver.attempts.append((time.monotonic(), signal))
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             encoding = self.headers.get("Content-Encoding", "")
             if encoding == "gzip":

@@ -72,6 +72,10 @@ class Options(TypedDict, total=False):
     headers: Mapping[str, str]
     export_timeout: float
     compression: str
+    certificate: str
+    client_key: str
+    client_certificate: str
+    headers_file: str
     sampler: str
     sampler_ratio: float
     propagators: str
@@ -122,6 +126,9 @@ class OtlpSignalSettings:
     timeout: float
     compression: str
     insecure: bool
+    certificate: str | None = None  # CA bundle that verifies the collector (https); None: the system's
+    client_key: str | None = None  # mutual TLS: this client's key and certificate (PEM files)
+    client_certificate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +167,19 @@ class Settings:
     traces_compression: str | None
     metrics_compression: str | None
     logs_compression: str | None
+    certificate: str | None
+    client_key: str | None
+    client_certificate: str | None
+    traces_certificate: str | None
+    metrics_certificate: str | None
+    logs_certificate: str | None
+    traces_client_key: str | None
+    metrics_client_key: str | None
+    logs_client_key: str | None
+    traces_client_certificate: str | None
+    metrics_client_certificate: str | None
+    logs_client_certificate: str | None
+    headers_file: Mapping[str, str]
     sampler: str
     sampler_ratio: float
     propagators: tuple[str, ...]
@@ -219,13 +239,18 @@ class Settings:
         headers = getattr(self, f"{signal}_headers")
         timeout = getattr(self, f"{signal}_timeout")
         compression = getattr(self, f"{signal}_compression")
+        # Headers from the file (OTEL_DIST_OTLP_HEADERS_FILE) under the ones given directly.
+        effective_headers = {**self.headers_file, **(self.headers if headers is None else headers)}
         return OtlpSignalSettings(
             endpoint=endpoint,
             protocol=protocol,
-            headers=self.headers if headers is None else headers,
+            headers=MappingProxyType(effective_headers),
             timeout=self.export_timeout if timeout is None else timeout,
             compression=compression or self.compression,
             insecure=urlsplit(endpoint).scheme != "https",
+            certificate=getattr(self, f"{signal}_certificate") or self.certificate,
+            client_key=getattr(self, f"{signal}_client_key") or self.client_key,
+            client_certificate=getattr(self, f"{signal}_client_certificate") or self.client_certificate,
         )
 
     @property
@@ -416,6 +441,34 @@ def _url(value: Any) -> str:
     return text
 
 
+def _file(value: Any) -> str:
+    """A path to a readable file (certificates, keys): checked now, so a typo fails at start-up."""
+    path = _text(value)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot read the file: {error.strerror or error}") from None
+    return path
+
+
+def _key_values_file(value: Any) -> Mapping[str, str]:
+    """Headers from a file (a mounted secret), in the OTEL_EXPORTER_OTLP_HEADERS syntax; lines join with commas."""
+    try:
+        path = _file(value)
+    except ValueError as error:
+        raise ValueError(f"{value!s}: {error}") from None  # the path is not the secret; the content is
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = ",".join(line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#"))
+    except (OSError, UnicodeDecodeError):
+        raise ValueError("cannot read the file as UTF-8 text") from None
+    try:
+        return _key_values(text)
+    except ValueError:
+        raise ValueError(f"the file {path} does not hold key=value pairs (its content is not shown)") from None
+
+
 def _byte_size(value: Any) -> int:
     """A size in bytes: an integer, optionally with a suffix K, M, G (powers of 1000) or Ki, Mi, Gi."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -534,6 +587,14 @@ def _per_signal(signal: Signal) -> list[_Spec]:
     ]
 
 
+def _per_signal_tls(signal: Signal) -> list[_Spec]:
+    upper = signal.upper()
+    return [
+        _Spec(f"{signal}_{name}", None, _file, (f"OTEL_EXPORTER_OTLP_{upper}_{name.upper()}",), argument=False)
+        for name in ("certificate", "client_key", "client_certificate")
+    ]
+
+
 _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("sdk_disabled", False, _boolean, ("OTEL_SDK_DISABLED",)),
     _Spec(
@@ -554,6 +615,14 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     *_per_signal("traces"),
     *_per_signal("metrics"),
     *_per_signal("logs"),
+    # TLS between the app and the collector (https:// endpoints), per the OTLP exporter specification.
+    _Spec("certificate", None, _file, ("OTEL_EXPORTER_OTLP_CERTIFICATE",)),
+    _Spec("client_key", None, _file, ("OTEL_EXPORTER_OTLP_CLIENT_KEY",)),
+    _Spec("client_certificate", None, _file, ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",)),
+    *_per_signal_tls("traces"),
+    *_per_signal_tls("metrics"),
+    *_per_signal_tls("logs"),
+    _Spec("headers_file", MappingProxyType({}), _key_values_file, ("OTEL_DIST_OTLP_HEADERS_FILE",), secret=True),
     _Spec("sampler", "parentbased_always_on", _choice(*_SAMPLERS), ("OTEL_TRACES_SAMPLER",)),
     _Spec("sampler_ratio", 1.0, _ratio, ("OTEL_TRACES_SAMPLER_ARG",)),
     _Spec(

@@ -113,3 +113,46 @@ def test_cardinality_overflow_keeps_totals(receiver, configure: OtlpReceiver) ->
     assert len(overflow) == 1
     assert sum(p.as_int for _, p in points) == 100
     assert overflow[0].as_int == 2 * (50 - 5)
+
+
+def test_a_batch_refused_with_503_is_counted_as_a_failure_named_after_the_status(receiver, configure) -> None:
+    """The SDK alone counts a batch dropped after 503s as exported (no error.type); our transport names it."""
+    reader = InMemoryMetricReader()
+    receiver.status, receiver.retry_after = 503, "0"
+    telemetry = configure(
+        endpoint=receiver.endpoint,
+        metrics_exporter="none",
+        logs_exporter="none",
+        export_timeout=0.5,
+        _extras=Extras(metric_readers=(reader,), cache_loggers=False),
+    )
+    for i in range(5):
+        with trace.get_tracer("t").start_as_current_span(f"refused-{i}"):
+            pass
+    telemetry.force_flush(5)
+    assert point_sum(reader, "otel.sdk.exporter.span.exported", **{"error.type": "ServiceUnavailable"}) == 5
+    receiver.status = 429
+    with trace.get_tracer("t").start_as_current_span("throttled"):
+        pass
+    telemetry.force_flush(5)
+    assert point_sum(reader, "otel.sdk.exporter.span.exported", **{"error.type": "TooManyRequests"}) == 1
+
+
+def test_retry_after_holds_the_next_batch_too(receiver, configure) -> None:
+    """A batch gives up when Retry-After outlasts its timeout; the next one still waits for the time named."""
+    receiver.status, receiver.retry_after = 429, "1"
+    telemetry = configure(
+        endpoint=receiver.endpoint, metrics_exporter="none", logs_exporter="none", export_timeout=0.5
+    )
+    tracer = trace.get_tracer("t")
+    with tracer.start_as_current_span("first"):
+        pass
+    telemetry.force_flush(5)  # refused with Retry-After: 1 s, more than its 0.5 s budget: given up at once
+    receiver.status = 200
+    with tracer.start_as_current_span("second"):
+        pass
+    telemetry.force_flush(5)
+    times = [at for at, signal in receiver.attempts if signal == "traces"]
+    assert len(times) == 2, times
+    assert times[1] - times[0] >= 0.45  # held (up to its own 0.5 s timeout), not sent 20 ms later
+    assert [s.item.name for s in receiver.spans()] == ["second"]

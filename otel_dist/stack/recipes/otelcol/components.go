@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/attributesprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
@@ -64,6 +65,8 @@ func components(deps map[string]string) (otelcol.Factories, error) {
 
 	if f.Extensions, f.ExtensionModules, err = register(deps,
 		entry[extension.Factory]{healthcheckextension.NewFactory(), contrib + "extension/healthcheckextension"},
+		// Optional OTLP authentication between apps and the collector (collector/auth-tls.yaml).
+		entry[extension.Factory]{bearertokenauthextension.NewFactory(), contrib + "extension/bearertokenauthextension"},
 	); err != nil {
 		return otelcol.Factories{}, err
 	}
