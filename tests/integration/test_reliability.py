@@ -141,9 +141,7 @@ def test_a_batch_refused_with_503_is_counted_as_a_failure_named_after_the_status
 def test_retry_after_holds_the_next_batch_too(receiver, configure) -> None:
     """A batch gives up when Retry-After outlasts its timeout; the next one still waits for the time named."""
     receiver.status, receiver.retry_after = 429, "1"
-    telemetry = configure(
-        endpoint=receiver.endpoint, metrics_exporter="none", logs_exporter="none", export_timeout=0.5
-    )
+    telemetry = configure(endpoint=receiver.endpoint, metrics_exporter="none", logs_exporter="none", export_timeout=0.5)
     tracer = trace.get_tracer("t")
     with tracer.start_as_current_span("first"):
         pass

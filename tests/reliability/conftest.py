@@ -10,6 +10,7 @@ turns it into the table of RELIABILITY.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -77,10 +78,8 @@ def settle(read: Callable[[], int], expected: int, timeout: float = WAIT, interv
     deadline = time.monotonic() + timeout
     value = 0
     while True:
-        try:
+        with contextlib.suppress(http.QueryError):
             value = read()
-        except http.QueryError:
-            pass
         if value == expected or time.monotonic() > deadline:
             return value
         time.sleep(interval)

@@ -11,13 +11,13 @@ may wait anything like the exporter's 10 s timeout.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from otel_dist.stack import http
 from tests.reliability.conftest import (
     App,
     FaultStack,
@@ -230,7 +230,7 @@ def test_collector_refuses_with_retry_after(
     per_path: dict[str, list[float]] = {}
     for attempt in attempts:
         per_path.setdefault(attempt.path, []).append(attempt.at)
-    gaps = {path: [b - a for a, b in zip(times, times[1:], strict=False)] for path, times in per_path.items()}
+    gaps = {path: [b - a for a, b in itertools.pairwise(times)] for path, times in per_path.items()}
     window = ended - started
     report.record(
         f"collector answers {status} with Retry-After: {retry_after}",

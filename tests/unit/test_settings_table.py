@@ -99,7 +99,7 @@ def test_no_error_about_a_secret_setting_shows_its_value(spec: Any, tmp_path: Pa
 
 
 def test_the_secret_settings_are_the_header_settings() -> None:
-    assert SECRET_SETTINGS == {"headers", "traces_headers", "metrics_headers", "logs_headers", "headers_file"}
+    assert {"headers", "traces_headers", "metrics_headers", "logs_headers", "headers_file"} == SECRET_SETTINGS
 
 
 # --- TLS and headers from a file ------------------------------------------------------------------------------
@@ -155,8 +155,6 @@ def test_headers_from_a_file_sit_under_the_headers_given_directly(tmp_path: Path
 def test_per_signal_headers_replace_the_generic_ones_but_not_the_file(tmp_path: Path) -> None:
     path = tmp_path / "otlp-headers"
     path.write_text("authorization=Bearer t")
-    resolved = resolve(
-        {}, {"OTEL_DIST_OTLP_HEADERS_FILE": str(path), "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "x-logs=1"}
-    )
+    resolved = resolve({}, {"OTEL_DIST_OTLP_HEADERS_FILE": str(path), "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "x-logs=1"})
     assert dict(resolved.otlp("logs").headers) == {"authorization": "Bearer t", "x-logs": "1"}
     assert dict(resolved.otlp("traces").headers) == {"authorization": "Bearer t"}
