@@ -50,6 +50,8 @@ class Redactor:
         self._in_text = re.compile(
             r"(?i)(?P<key>[\w.\-]*(?<![a-z])(?:" + alternatives + r")(?![a-z])[\w.\-]*=)(?P<value>[^&\s\"',;]+)"
             r"|(?P<scheme>\bbearer\s+)(?P<credential>[\w.~+/=\-]+)"
+            # the password in a URL's userinfo: postgres://app:s3cret@db/...
+            r"|(?P<user>\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)(?P<password>[^@\s/]+)(?=@)"
         )
         self._allow = frozenset(a.lower() for a in allow)
         # Keys repeat endlessly (the same log fields, the same header names), so decisions are cached.
@@ -61,9 +63,9 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """Free text with secret ``key=value`` values and bearer credentials replaced."""
-        if "=" not in text and "earer" not in text:
+        if "=" not in text and "earer" not in text and "@" not in text:
             return text  # the common case, without running the pattern
-        return self._in_text.sub(lambda m: f"{m['key']}{REDACTED}" if m["key"] else f"{m['scheme']}{REDACTED}", text)
+        return self._in_text.sub(_keep_the_name, text)
 
     def redact(self, value: Any) -> Any:
         """A copy of ``value`` with the values of secret keys replaced, at any depth."""
@@ -87,12 +89,24 @@ class Redactor:
         return event
 
 
+def _keep_the_name(match: re.Match[str]) -> str:
+    """``token=x`` -> ``token=[REDACTED]``, ``Bearer x`` -> ``Bearer [REDACTED]``, ``db://u:x@`` -> ``db://u:[REDACTED]@``."""
+    prefix = match["key"] or match["scheme"] or match["user"]
+    return f"{prefix}{REDACTED}"
+
+
+#: Attributes holding free text that may quote a secret (an exception message, a traceback): scanned with
+#: :meth:`Redactor.redact_text` on spans, span events and log records.
+TEXT_ATTRIBUTES: Final = frozenset({"exception.message", "exception.stacktrace"})
+
 #: Span attributes that carry a query string (whole URLs included).
 URL_ATTRIBUTES: Final = ("url.query", "url.full", "http.target", "http.url")
 
 
 def redact_query(query: str, redactor: Redactor) -> str:
     """``a=1&token=x`` -> ``a=1&token=[REDACTED]``; anything before a ``?`` (a whole URL) is kept as is."""
+    if "@" in query:
+        query = redactor.redact_text(query) if "://" in query else query
     head, sep, tail = query.rpartition("?")
     params = tail if sep or "=" in tail else ""
     if not params:

@@ -7,7 +7,7 @@ from typing import Any
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -51,8 +51,10 @@ def build_span_limits(settings: Settings) -> SpanLimits:
 
 
 class RedactingSpanExporter(SpanExporter):
-    """Blanks secrets in span attributes on their way out: secret query parameters in URL attributes and the
-    values of secret-named attributes.
+    """Blanks secrets in span attributes on their way out: secret query parameters in URL attributes, the
+    values of secret-named attributes (captured Authorization, Cookie, Set-Cookie, API-key headers among them),
+    and ``key=value``, bearer and URL-password secrets quoted in any text (exception messages and tracebacks,
+    URLs the application records), on the span and in its events.
 
     It runs in the batch processor's thread, off the request path, and copies only the spans it changes.
     Instrumentations may set an attribute again after the span started (the contrib ASGI middleware does), so
@@ -70,6 +72,8 @@ class RedactingSpanExporter(SpanExporter):
                 new = redact_query(value, self._redactor)
             elif self._redactor.is_secret(key):
                 new = REDACTED
+            elif isinstance(value, str):  # key=value, bearer and URL-password secrets quoted in any text
+                new = self._redactor.redact_text(value)
             else:
                 continue
             if new != value:
@@ -77,17 +81,28 @@ class RedactingSpanExporter(SpanExporter):
                 changed[key] = new
         return changed
 
+    def _clean_events(self, events: Sequence[Event]) -> list[Event] | None:
+        """Events with secrets blanked (an ``exception`` event quotes the message and the traceback)."""
+        changed: list[Event] | None = None
+        for index, event in enumerate(events):
+            attributes = self._redacted(event.attributes or {})
+            if attributes is not None:
+                changed = changed if changed is not None else list(events)
+                changed[index] = Event(event.name, attributes, event.timestamp)
+        return changed
+
     def _clean(self, span: ReadableSpan) -> ReadableSpan:
         attributes = self._redacted(span.attributes or {})
-        if attributes is None:
+        events = self._clean_events(span.events) if span.events else None
+        if attributes is None and events is None:
             return span
         return ReadableSpan(
             name=span.name,
             context=span.context,
             parent=span.parent,
             resource=span.resource,
-            attributes=attributes,
-            events=span.events,
+            attributes=span.attributes if attributes is None else attributes,
+            events=span.events if events is None else events,
             links=span.links,
             kind=span.kind,
             status=span.status,

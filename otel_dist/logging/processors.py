@@ -104,6 +104,36 @@ class RedactSecrets:
         return self._redactor.redact_in_place(event)
 
 
+class RedactRenderedException:
+    """Blank secrets quoted in a rendered exception (``exc_value`` and notes of each structured traceback).
+
+    Runs after structlog's ExceptionRenderer: the message exists as text only from there on.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+
+    def _clean(self, item: Any) -> Any:
+        if isinstance(item, dict):
+            for key in ("exc_value", "exc_notes", "exceptions"):
+                value = item.get(key)
+                if isinstance(value, str):
+                    item[key] = self._redactor.redact_text(value)
+                elif isinstance(value, list):
+                    item[key] = [self._clean(v) for v in value]
+        elif isinstance(item, str):
+            return self._redactor.redact_text(item)
+        return item
+
+    def __call__(self, _logger: Any, _method: str, event: EventDict) -> EventDict:
+        rendered = event.get("exception")
+        if isinstance(rendered, list):
+            event["exception"] = [self._clean(item) for item in rendered]
+        elif isinstance(rendered, str):  # the plain-text renderer
+            event["exception"] = self._redactor.redact_text(rendered)
+        return event
+
+
 def _exception_of(event: EventDict) -> BaseException | None:
     exc_info = event.get("exc_info")
     if not exc_info:

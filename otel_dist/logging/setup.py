@@ -22,6 +22,7 @@ from structlog.typing import Processor
 from otel_dist.logging.processors import (
     AddServiceIdentity,
     EmitOtelRecord,
+    RedactRenderedException,
     RedactSecrets,
     add_logger_name,
     add_request_id,
@@ -83,7 +84,8 @@ def _renderer(settings: Settings) -> list[Processor]:
     tracebacks = structlog.processors.ExceptionRenderer(
         structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
     )
-    return [tracebacks, structlog.processors.JSONRenderer(serializer=_json_dumps)]
+    redact = RedactRenderedException(Redactor(settings.redact_keys, settings.redact_allow))
+    return [tracebacks, redact, structlog.processors.JSONRenderer(serializer=_json_dumps)]
 
 
 def build_processors(

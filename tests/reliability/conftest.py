@@ -15,11 +15,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -199,14 +200,19 @@ def serve(
     server: str = "uvicorn",
     workers: int = 2,
     env: Mapping[str, str] | None = None,
+    app: str = APP,
+    args: Sequence[str] = (),
 ) -> App:
-    """Start the example app as a new service exporting to ``endpoint`` and wait until it listens."""
+    """Start ``app`` (default: the example app) as a new service exporting to ``endpoint``; wait until it answers.
+
+    ``args`` go to the server's command line.
+    """
     service = f"rel-{uuid.uuid4().hex[:8]}"
     port = free_port()
     if server == "uvicorn":
-        command = [str(BIN / "python"), "-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(port)]
+        command = [str(BIN / "python"), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), *args]
     else:
-        command = [str(BIN / "gunicorn"), APP, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+        command = [str(BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers), *args]
         command += ["--worker-class", "uvicorn_worker.UvicornWorker", "--graceful-timeout", "20"]
     environment = app_environment(service, otlp_endpoint=endpoint, env={**APP_ENV, **(env or {})})
     log_path = log_dir / f"{service}.log"
@@ -215,23 +221,24 @@ def serve(
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )
-    app = App(service, process, port, log_path)
+    started = App(service, process, port, log_path)
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
-            raise AssertionError(f"the app exited while starting:\n{app.output()[-3000:]}")
+            raise AssertionError(f"the app exited while starting:\n{started.output()[-3000:]}")
         try:
-            http.get(f"{app.base_url}/health", timeout=1)  # a probe: excluded from every signal
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()  # no request: it would add telemetry
             break
-        except http.QueryError:
+        except OSError:
             if time.monotonic() > deadline:
                 process.kill()
-                raise AssertionError(f"the app did not answer within 60s:\n{app.output()[-3000:]}") from None
+                raise AssertionError(f"the app did not listen within 60s:\n{started.output()[-3000:]}") from None
             time.sleep(0.2)
     if server == "gunicorn":  # every worker up, not just the first
-        while len(app.workers()) < workers and time.monotonic() < deadline:
+        while len(started.workers()) < workers and time.monotonic() < deadline:
             time.sleep(0.2)
-    return app
+        time.sleep(1.0)  # the last worker booted: give it the moment to run its lifespan
+    return started
 
 
 @pytest.fixture
