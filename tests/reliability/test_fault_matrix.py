@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import itertools
 import signal
+import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from otel_dist.stack import http
 from tests.reliability.conftest import (
     App,
     FaultStack,
@@ -249,3 +253,170 @@ def test_collector_refuses_with_retry_after(
         assert len(times) <= window / float(retry_after) * 1.5 + 2, (path, len(times))
         median_gap = sorted(gaps[path])[len(gaps[path]) // 2] if gaps[path] else float(retry_after)
         assert median_gap >= float(retry_after) * 0.9, (path, gaps[path])
+
+
+def test_a_backend_down_behind_the_collector(
+    fault_stack: FaultStack, apps: list[App], tmp_path: Path, report: Report
+) -> None:
+    """The log store goes down: the collector queues and retries, the app never notices, the collector's metrics
+    and the pipeline alerts show it, and once the store is back every line arrives."""
+    stack = fault_stack.stack
+    exporter = 'exporter="otlp_http/victorialogs"'
+    app = loaded_app(fault_stack, apps, tmp_path, stack.otlp_http_endpoint)
+    seen: dict[str, float] = {"queue_size": 0.0, "scrape_target_down_alert": 0.0}
+
+    def watch_the_collector() -> None:
+        deadline = time.monotonic() + FAULT * 2
+        while time.monotonic() < deadline:
+            queued = http.promql_scalar(stack.prometheus_url, f"max(otelcol_exporter_queue_size{{{exporter}}})")
+            alert = http.promql_scalar(
+                stack.prometheus_url, 'count(ALERTS{alertname="ScrapeTargetDown", job="victorialogs"})'
+            )
+            seen["queue_size"] = max(seen["queue_size"], queued or 0.0)
+            seen["scrape_target_down_alert"] = max(seen["scrape_target_down_alert"], alert or 0.0)
+            time.sleep(0.5)
+
+    with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
+        run_phases(load, lambda: fault_stack.stop("victorialogs"), lambda: None)
+        load.set_phase("fault")  # still down: watch the collector, then bring the store back
+        watch_the_collector()
+        fault_stack.restart("victorialogs")
+        load.set_phase("after")
+        time.sleep(AFTER)
+    check_not_blocked(load)
+    app.terminate()
+    served = len(load.served())
+    signals = received(stack, app, served, timeout=60)
+    failures = sdk_failures(stack, app.service)
+    sent_failed = http.promql_scalar(
+        stack.prometheus_url, f"sum(otelcol_exporter_send_failed_log_records_total{{{exporter}}})"
+    )
+    report.record(
+        f"log store down behind the collector for {FAULT * 3:.0f} s",
+        server="uvicorn",
+        **load.summary(),
+        signals=signals,
+        sdk_counted=failures,
+        collector={**seen, "send_failed_log_records": sent_failed or 0.0},
+        note="send_failed counts only batches whose retries ran out (after 5 min): none here, by design",
+    )
+    assert failures == dict.fromkeys(failures, 0)  # the app never noticed
+    assert seen["queue_size"] > 0  # the collector held the lines
+    assert seen["scrape_target_down_alert"] >= 1  # the pipeline alert went pending
+    counts = {name: s["received"] for name, s in signals.items()}
+    assert counts == dict.fromkeys(counts, served), signals
+
+
+def readiness_probe(app: App, statuses: list[tuple[float, int | None]], stop: threading.Event) -> None:
+    """GET /health/ready as fast as possible until told to stop: (time sent, status or None for no answer)."""
+    while not stop.is_set():
+        sent = time.monotonic()
+        try:
+            with urllib.request.urlopen(f"{app.base_url}/health/ready", timeout=2) as response:
+                statuses.append((sent, response.status))
+        except urllib.error.HTTPError as error:
+            statuses.append((sent, error.code))
+        except OSError:
+            statuses.append((sent, None))
+        time.sleep(0.002)
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_sigterm_under_load(
+    fault_stack: FaultStack, apps: list[App], tmp_path: Path, report: Report, server: str
+) -> None:
+    """SIGTERM with requests in flight: they finish, readiness turns 503, and the last batches of all three
+    signals arrive before the process exits."""
+    stack = fault_stack.stack
+    app = loaded_app(fault_stack, apps, tmp_path, stack.otlp_http_endpoint, server=server)
+    probes: list[tuple[float, int | None]] = []
+    stop = threading.Event()
+    with Load(app.port, app.service, rate=RATE, slow_every=10, pid=app.process.pid) as load:
+        time.sleep(BEFORE - 0.5)
+        probers = [threading.Thread(target=readiness_probe, args=(app, probes, stop), daemon=True) for _ in range(3)]
+        for probe in probers:  # probes are excluded from every signal: they change no count
+            probe.start()
+        time.sleep(0.5)
+        load.set_phase("fault")
+        app.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        try:
+            app.process.wait(timeout=SHUTDOWN_BOUND_SECONDS + 20)  # gunicorn's graceful timeout is 20 s
+        finally:
+            exit_seconds = time.monotonic() - signalled
+            time.sleep(0.5)  # a moment of refused requests after the exit
+            stop.set()
+            for probe in probers:
+                probe.join()
+    in_flight = [s for s in load.samples if s.started < signalled and s.started + s.seconds > signalled]
+    # A probe sent in the instant before the server ran its signal handler may still see 200.
+    statuses = [status for sent, status in probes if sent > signalled + 0.01]
+    served = len(load.served())
+    signals = received(stack, app, served)
+    report.record(
+        f"SIGTERM under load ({server})",
+        server=server,
+        **load.summary(),
+        exit_seconds=round(exit_seconds, 2),
+        signals=signals,
+        in_flight_at_sigterm=len(in_flight),
+        readiness_after_sigterm={str(k): statuses.count(k) for k in dict.fromkeys(statuses)},
+        note="requests sent after SIGTERM are refused (the server stopped listening): not served, not counted",
+    )
+    assert [s for s in load.samples if s.started < signalled and s.status != 200] == []  # in flight: finished
+    assert any(s.path.startswith("/slow") for s in in_flight)  # the slow ones were in flight indeed
+    assert {status for sent, status in probes if sent < signalled - 0.05} == {200}  # ready until the signal
+    # Never "ready" once told to stop. The server stops listening at its next tick (uvicorn: within 0.1 s), so
+    # how many probes get in to see the 503 is luck; the report has the count.
+    assert 200 not in statuses, statuses
+    counts = {name: s["received"] for name, s in signals.items()}
+    assert counts == dict.fromkeys(counts, served), signals
+
+
+def test_a_prefork_worker_crashes_and_is_respawned(
+    fault_stack: FaultStack, apps: list[App], tmp_path: Path, report: Report
+) -> None:
+    """gunicorn respawns a SIGKILLed worker: the new one exports under its own service.instance.id; no series is
+    duplicated or shared by two processes; only what the dead worker had not exported yet is lost."""
+    stack = fault_stack.stack
+    app = loaded_app(fault_stack, apps, tmp_path, stack.otlp_http_endpoint, server="gunicorn")
+    with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
+        time.sleep(BEFORE)
+        load.set_phase("fault")
+        victim = app.workers()[0]
+        victim.kill()
+        deadline = time.monotonic() + 30
+        while {w.pid for w in app.workers()} & {victim.pid} or len(app.workers()) < 2:
+            assert time.monotonic() < deadline, "gunicorn did not respawn the worker"
+            time.sleep(0.1)
+        time.sleep(FAULT)
+        load.set_phase("after")
+        time.sleep(AFTER)
+    app.terminate()
+    served = len(load.served())
+    signals = received(stack, app, served, timeout=15)
+    job = f'job="{app.service}"'
+
+    def instances() -> dict[str, int]:
+        rows = http.promql(
+            stack.prometheus_url, f"count by (instance) (group by (instance, process_pid) (target_info{{{job}}}))"
+        )
+        found = {row["metric"]["instance"]: int(row["value"][1]) for row in rows}
+        assert len(found) == 3, found  # two workers, then the respawned one
+        return found
+
+    found = eventually(instances)
+    pids = http.promql(stack.prometheus_url, f"count by (process_pid) (target_info{{{job}}})")
+    report.record(
+        "prefork worker SIGKILLed and respawned (gunicorn, 2 workers)",
+        server="gunicorn",
+        **load.summary(),
+        signals=signals,
+        instances=len(found),
+        note="lost: what the killed worker had served since its last export (metrics every 1 s, spans every 0.2 s)",
+    )
+    assert set(found.values()) == {1}  # one process per instance ID: nothing shared
+    assert sorted(int(row["value"][1]) for row in pids) == [1, 1, 1]  # one instance ID per process
+    assert all(s.status == 200 for s in load.samples), [s for s in load.samples if s.status != 200][:3]
+    for name in ("metrics", "traces", "logs"):
+        assert served * 0.8 <= signals[name]["received"] <= served, signals
