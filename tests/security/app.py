@@ -49,3 +49,12 @@ async def handled(token: str) -> dict[str, bool]:
         log.exception("upstream.failed")
         trace.get_current_span().record_exception(ValueError(f"Bearer {token} expired"))
     return {"handled": True}
+
+
+@app.get("/huge")
+async def huge(size: int = 100_000) -> dict[str, int]:
+    # values far beyond any limit: the span attribute, a log field and a log message
+    trace.get_current_span().set_attribute("app.blob", "x" * size)
+    log.info("huge.field", blob="y" * size)
+    log.info("z" * size)
+    return {"size": size}
