@@ -13,7 +13,8 @@ in the transport they accept (``_transport=``), without touching encoding or bat
   an exception named after the status (``ServiceUnavailable``, ``TooManyRequests``, ...) to every non-2xx
   answer, so the drop is counted with that ``error.type``.
 * **TLS settings from the environment behind our back.** Without a transport the exporters read
-  ``OTEL_EXPORTER_OTLP_*CERTIFICATE``/``CLIENT_KEY`` themselves; here they come from the resolved Settings.
+  ``OTEL_EXPORTER_OTLP_*CERTIFICATE``/``CLIENT_KEY`` themselves; here they come from the resolved Settings. And
+  the configured CA is really used: requests lets ``REQUESTS_CA_BUNDLE`` override it (see ``_PinnedCASession``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from functools import cache
 from http import HTTPStatus
 from typing import Any, Final
 
+import requests
 from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
 
@@ -79,7 +81,8 @@ class CollectorTransport(BaseHTTPTransport):
             client_cert: str | tuple[str, str] | None = otlp.client_certificate
             if otlp.client_certificate and otlp.client_key:
                 client_cert = (otlp.client_certificate, otlp.client_key)
-            inner = RequestsHTTPTransport(verify=otlp.certificate or True, cert=client_cert)
+            session = _PinnedCASession() if otlp.certificate else None
+            inner = RequestsHTTPTransport(verify=otlp.certificate or True, cert=client_cert, session=session)
         self._inner = inner
         self._not_before = 0.0  # time.monotonic() before which the collector asked not to be sent anything
         self._closed = threading.Event()
@@ -122,6 +125,21 @@ class CollectorTransport(BaseHTTPTransport):
     def close(self) -> None:
         self._closed.set()
         self._inner.close()
+
+
+class _PinnedCASession(requests.Session):
+    """A session whose CA file is the configured one, whatever ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` say.
+
+    requests lets those variables override ``session.verify`` on every request (psf/requests#3829), so
+    ``OTEL_EXPORTER_OTLP_CERTIFICATE`` was silently ignored on machines that set them (Debian images, corporate
+    proxies): exports to a collector with a private CA failed verification. Proxies still come from the
+    environment.
+    """
+
+    def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        merged["verify"] = self.verify
+        return merged
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
