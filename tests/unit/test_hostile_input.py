@@ -77,3 +77,59 @@ def test_values_under_secret_names_never_reach_the_line(pipeline, name: str, sec
     parsed = json.loads(line)
     assert parsed[name] == REDACTED
     assert parsed["nested"][name] == REDACTED
+
+
+secret_value = st.from_regex(r"[A-Za-z0-9_\-]{6,40}", fullmatch=True)
+surrounding = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60)
+
+
+@given(surrounding, st.sampled_from(["password", "api_key", "token", "client_secret", "X-Api-Key"]), secret_value)
+@settings(max_examples=300)
+def test_a_key_value_secret_never_survives_in_free_text(before: str, key: str, value: str) -> None:
+    text = f"{before} {key}={value}&next=1"
+    assert value not in Redactor().redact_text(text).replace(before, "")
+
+
+@given(st.sampled_from(["postgres", "redis", "amqp", "https"]), secret_value, surrounding)
+@settings(max_examples=200)
+def test_a_url_password_never_survives(scheme: str, password: str, after: str) -> None:
+    text = f"cannot connect to {scheme}://app:{password}@db.internal:5432/x {after}"
+    assert password not in Redactor().redact_text(text).replace(after, "")
+
+
+def render_stdlib(message: str, *args: object) -> list[str]:
+    import logging
+
+    buffer, original = io.StringIO(), sys.stdout
+    sys.stdout = buffer
+    try:
+        logging.getLogger("property.stdlib").warning(message, *args)
+    finally:
+        sys.stdout = original
+    return buffer.getvalue().splitlines()
+
+
+@given(text)
+@settings(max_examples=200)
+def test_a_stdlib_record_is_one_json_line_whatever_it_contains(pipeline, message: str) -> None:
+    lines = render_stdlib("%s", message)
+    assert len(lines) == 1
+    assert json.loads(lines[0])["event"] == Redactor().redact_text(message)
+
+
+def test_a_secret_in_an_exception_message_is_blanked_in_the_line(pipeline) -> None:
+    buffer, original = io.StringIO(), sys.stdout
+    sys.stdout = buffer
+    try:
+        try:
+            raise RuntimeError("login failed: password=hunter2 for postgres://app:s3cr3t@db/x")
+        except RuntimeError:
+            otel_dist.get_logger("property").exception("login.failed")
+    finally:
+        sys.stdout = original
+    [line] = buffer.getvalue().splitlines()
+    assert "hunter2" not in line
+    assert "s3cr3t" not in line
+    assert json.loads(line)["exception"][0]["exc_value"] == (
+        f"login failed: password={REDACTED} for postgres://app:{REDACTED}@db/x"
+    )
