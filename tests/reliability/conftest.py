@@ -74,16 +74,24 @@ def eventually(check: Callable[[], T], timeout: float = WAIT, interval: float = 
         time.sleep(interval)
 
 
-def settle(read: Callable[[], int], expected: int, timeout: float = WAIT, interval: float = 0.5) -> int:
-    """Poll ``read`` until it returns ``expected`` or ``timeout`` passes; return the last value (0 on errors)."""
+def settle(read: Callable[[], int], expected: int, timeout: float = WAIT, *, stable: float | None = None) -> int:
+    """Poll ``read`` until it returns ``expected`` or ``timeout`` passes; return the last value (0 on errors).
+
+    ``stable``: also stop once a non-zero value has not changed for that many seconds (for faults that lose data
+    on purpose: waiting longer would not bring it back).
+    """
     deadline = time.monotonic() + timeout
-    value = 0
+    value, since = 0, time.monotonic()
     while True:
+        previous = value
         with contextlib.suppress(http.QueryError):
             value = read()
-        if value == expected or time.monotonic() > deadline:
+        now = time.monotonic()
+        if value != previous:
+            since = now
+        if value == expected or now > deadline or (stable is not None and value and now - since >= stable):
             return value
-        time.sleep(interval)
+        time.sleep(0.5)
 
 
 # --- the stack --------------------------------------------------------------------------------------------
@@ -280,12 +288,18 @@ def log_counts(stack: Stack, service: str) -> tuple[int, int]:
     return int(row["lines"]), int(row["ids"])
 
 
-def received(stack: Stack, app: App, expected: int, timeout: float = WAIT) -> dict[str, dict[str, int]]:
-    """What each backend holds for the app, waiting up to ``timeout`` for ``expected`` in each."""
-    metrics = settle(lambda: metric_count(stack, app.service), expected, timeout)
-    traces = settle(lambda: trace_counts(stack, app)[0], expected, timeout)
+def received(
+    stack: Stack, app: App, expected: int, timeout: float = WAIT, *, lossy: bool = False
+) -> dict[str, dict[str, int]]:
+    """What each backend holds for the app, waiting up to ``timeout`` for ``expected`` in each.
+
+    ``lossy``: the fault loses data by design; stop waiting once the counts have been still for 5 s.
+    """
+    stable = 5.0 if lossy else None
+    metrics = settle(lambda: metric_count(stack, app.service), expected, timeout, stable=stable)
+    traces = settle(lambda: trace_counts(stack, app)[0], expected, timeout, stable=stable)
     _, spans = trace_counts(stack, app)
-    lines = settle(lambda: log_counts(stack, app.service)[0], expected, timeout)
+    lines = settle(lambda: log_counts(stack, app.service)[0], expected, timeout, stable=stable)
     _, ids = log_counts(stack, app.service)
     return {
         "metrics": {"sent": expected, "received": metrics},

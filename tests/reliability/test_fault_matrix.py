@@ -98,7 +98,7 @@ def test_collector_absent_at_start_up(fault_stack: FaultStack, apps: list[App], 
     app.terminate()
     served = len(load.served())
     after = {s.request_id for s in load.served("after")}
-    signals = received(stack, app, served, timeout=20)
+    signals = received(stack, app, served, timeout=20, lossy=True)
     failures = eventually(lambda: sdk_failures(stack, app.service))
     report.record(
         "collector absent at start-up",
@@ -132,7 +132,7 @@ def test_collector_killed_and_restarted_within_the_retry_window(
     check_not_blocked(load)
     exit_seconds = app.terminate()
     served = len(load.served())
-    signals = received(stack, app, served, timeout=40 if how == "SIGTERM" else 15)
+    signals = received(stack, app, served, timeout=40, lossy=how == "SIGKILL")
     report.record(
         f"collector killed ({how}) and restarted after {FAULT:.0f} s",
         server="uvicorn",
@@ -167,7 +167,7 @@ def test_collector_blackholed(fault_stack: FaultStack, apps: list[App], tmp_path
         check_not_blocked(load)
         exit_seconds = app.terminate()  # still blackholed: the flush at exit must give up at its deadline
     served = len(load.served())
-    signals = received(stack, app, served, timeout=10)
+    signals = received(stack, app, served, timeout=10, lossy=True)
     report.record(
         "collector blackholed (accepts, never answers)",
         server="uvicorn",
@@ -191,7 +191,7 @@ def test_collector_sigstopped(fault_stack: FaultStack, apps: list[App], tmp_path
     check_not_blocked(load)
     exit_seconds = app.terminate()
     served = len(load.served())
-    signals = received(stack, app, served, timeout=30)
+    signals = received(stack, app, served, timeout=30, lossy=True)
     report.record(
         f"collector SIGSTOPped for {FAULT:.0f} s",
         server="uvicorn",
@@ -221,7 +221,7 @@ def test_collector_refuses_with_retry_after(
             load.set_phase("fault")
             started = time.monotonic()
             proxy.set_mode("status")
-            time.sleep(FAULT * 2)
+            time.sleep(FAULT + 3)
             ended = time.monotonic()
             proxy.set_mode("pass")
             load.set_phase("after")
@@ -230,7 +230,7 @@ def test_collector_refuses_with_retry_after(
         exit_seconds = app.terminate()
         attempts = proxy.attempts_between(started, ended)
     served = len(load.served())
-    signals = received(stack, app, served, timeout=20)
+    signals = received(stack, app, served, timeout=20, lossy=True)
     per_path: dict[str, list[float]] = {}
     for attempt in attempts:
         per_path.setdefault(attempt.path, []).append(attempt.at)
@@ -394,7 +394,7 @@ def test_a_prefork_worker_crashes_and_is_respawned(
         time.sleep(AFTER)
     app.terminate()
     served = len(load.served())
-    signals = received(stack, app, served, timeout=15)
+    signals = received(stack, app, served, timeout=15, lossy=True)
     job = f'job="{app.service}"'
 
     def instances() -> dict[str, int]:
