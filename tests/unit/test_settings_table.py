@@ -29,6 +29,7 @@ MORE_BAD_VARIABLES = [
     ("OTEL_DIST_FASTAPI_OPERATION_SPANS", "yes"),
     ("OTEL_DIST_ACCESS_LOG", "1"),
     ("OTEL_DIST_INSTRUMENT_CLIENTS", "maybe"),
+    ("OTEL_DIST_FILESYSTEM_PATHS", "/no/such/directory"),
 ]
 MORE_BAD_ARGUMENTS: list[tuple[str, Any]] = [
     ("certificate", MISSING),
