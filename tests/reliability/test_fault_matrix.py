@@ -17,6 +17,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,13 +47,13 @@ NOT_BLOCKED_SECONDS = 3.0
 SHUTDOWN_BOUND_SECONDS = 5.0 + 10.0
 
 
-def run_phases(load: Load, fault_start: object, fault_end: object) -> None:
+def run_phases(load: Load, fault_start: Callable[[], object], fault_end: Callable[[], object]) -> None:
     """before -> inject -> fault -> heal -> after."""
     time.sleep(BEFORE)
     load.set_phase("fault")
-    fault_start()  # type: ignore[operator]
+    fault_start()
     time.sleep(FAULT)
-    fault_end()  # type: ignore[operator]
+    fault_end()
     load.set_phase("after")
     time.sleep(AFTER)
 
@@ -63,31 +65,63 @@ def check_not_blocked(load: Load) -> None:
     assert slowest < NOT_BLOCKED_SECONDS, f"a request took {slowest:.2f}s: it waited for the exporter"
 
 
-def loaded_app(fault_stack: FaultStack, apps: list[App], tmp_path: Path, endpoint: str, **kwargs: object) -> App:
+def loaded_app(apps: list[App], tmp_path: Path, endpoint: str, **kwargs: object) -> App:
     app = serve(endpoint, tmp_path / "apps", **kwargs)  # type: ignore[arg-type]
     apps.append(app)
     return app
 
 
-def test_no_fault(fault_stack: FaultStack, apps: list[App], tmp_path: Path, report: Report) -> None:
-    """The reference: the same load and phases with nothing broken; every signal complete."""
+@dataclass
+class Outcome:
+    load: Load
+    served: int
+    signals: dict[str, dict[str, int]]
+    counts: dict[str, int]
+
+
+def run_standard_fault(
+    fault_stack: FaultStack,
+    apps: list[App],
+    tmp_path: Path,
+    report: Report,
+    name: str,
+    inject: Callable[[], object],
+    heal: Callable[[], object],
+    *,
+    timeout: float = 30.0,
+    lossy: bool = False,
+) -> Outcome:
+    """The example app under load: before, ``inject``, the fault, ``heal``, after; stop it; count and report."""
     stack = fault_stack.stack
-    app = loaded_app(fault_stack, apps, tmp_path, stack.otlp_http_endpoint)
+    app = loaded_app(apps, tmp_path, stack.otlp_http_endpoint)
     with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
-        run_phases(load, lambda: None, lambda: None)
+        run_phases(load, inject, heal)
     check_not_blocked(load)
     exit_seconds = app.terminate()
     served = len(load.served())
-    signals = received(stack, app, served)
-    report.record("none", server="uvicorn", **load.summary(), exit_seconds=round(exit_seconds, 2), signals=signals)
-    assert {name: s["received"] for name, s in signals.items()} == dict.fromkeys(signals, served)
+    signals = received(stack, app, served, timeout=timeout, lossy=lossy)
+    report.record(
+        name,
+        server="uvicorn",
+        **load.summary(),
+        exit_seconds=round(exit_seconds, 2),
+        signals=signals,
+        sdk_counted=sdk_failures(stack, app.service),
+    )
+    return Outcome(load, served, signals, {signal: s["received"] for signal, s in signals.items()})
+
+
+def test_no_fault(fault_stack: FaultStack, apps: list[App], tmp_path: Path, report: Report) -> None:
+    """The reference: the same load and phases with nothing broken; every signal complete."""
+    outcome = run_standard_fault(fault_stack, apps, tmp_path, report, "none", lambda: None, lambda: None)
+    assert outcome.counts == dict.fromkeys(outcome.counts, outcome.served)
 
 
 def test_collector_absent_at_start_up(fault_stack: FaultStack, apps: list[App], tmp_path: Path, report: Report) -> None:
     """The app starts and serves with no collector; what it could not send is counted; data flows once it appears."""
     stack = fault_stack.stack
     fault_stack.stop("otelcol")
-    app = loaded_app(fault_stack, apps, tmp_path, stack.otlp_http_endpoint)
+    app = loaded_app(apps, tmp_path, stack.otlp_http_endpoint)
     with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
         load.set_phase("fault")
         time.sleep(FAULT)
@@ -121,33 +155,24 @@ def test_collector_killed_and_restarted_within_the_retry_window(
     fault_stack: FaultStack, apps: list[App], tmp_path: Path, report: Report, how: str
 ) -> None:
     """Zero loss when the collector stops and is back within the exporters' retry window (10 s per batch)."""
-    stack = fault_stack.stack
-    app = loaded_app(fault_stack, apps, tmp_path, stack.otlp_http_endpoint)
-    with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
-        run_phases(
-            load,
-            lambda: fault_stack.stop("otelcol", getattr(signal, how)),
-            lambda: fault_stack.restart("otelcol"),
-        )
-    check_not_blocked(load)
-    exit_seconds = app.terminate()
-    served = len(load.served())
-    signals = received(stack, app, served, timeout=40, lossy=how == "SIGKILL")
-    report.record(
+    outcome = run_standard_fault(
+        fault_stack,
+        apps,
+        tmp_path,
+        report,
         f"collector killed ({how}) and restarted after {FAULT:.0f} s",
-        server="uvicorn",
-        **load.summary(),
-        exit_seconds=round(exit_seconds, 2),
-        signals=signals,
-        sdk_counted=sdk_failures(stack, app.service),
+        lambda: fault_stack.stop("otelcol", getattr(signal, how)),
+        lambda: fault_stack.restart("otelcol"),
+        timeout=40,
+        lossy=how == "SIGKILL",
     )
-    counts = {name: s["received"] for name, s in signals.items()}
+    served, signals, counts = outcome.served, outcome.signals, outcome.counts
     if how == "SIGTERM":  # a graceful stop drains the collector's queues first: nothing is lost
         assert counts == dict.fromkeys(counts, served), signals
         assert signals["traces"]["spans"] == served  # nor duplicated
         assert signals["logs"]["distinct_request_ids"] == served
     else:  # a crash loses what the collector had accepted but not yet forwarded (its queues are in memory)
-        assert signals["metrics"]["received"] == served  # cumulative: the next export carries the total
+        assert counts["metrics"] == served  # cumulative: the next export carries the total
         for name in ("traces", "logs"):
             assert served * 0.8 <= counts[name] <= served, signals
 
@@ -158,7 +183,7 @@ def test_collector_blackholed(fault_stack: FaultStack, apps: list[App], tmp_path
     stack = fault_stack.stack
     upstream = ("127.0.0.1", stack.ports.otlp_http)
     with FaultProxy(upstream) as proxy:
-        app = loaded_app(fault_stack, apps, tmp_path, proxy.endpoint)
+        app = loaded_app(apps, tmp_path, proxy.endpoint)
         with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
             time.sleep(BEFORE)
             load.set_phase("fault")
@@ -184,26 +209,19 @@ def test_collector_blackholed(fault_stack: FaultStack, apps: list[App], tmp_path
 def test_collector_sigstopped(fault_stack: FaultStack, apps: list[App], tmp_path: Path, report: Report) -> None:
     """A frozen collector (SIGSTOP): the kernel still accepts connections; requests unaffected; after SIGCONT
     within the export timeout, the held requests are answered and nothing is lost."""
-    stack = fault_stack.stack
-    app = loaded_app(fault_stack, apps, tmp_path, stack.otlp_http_endpoint)
-    with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
-        run_phases(load, lambda: fault_stack.freeze("otelcol"), lambda: fault_stack.thaw("otelcol"))
-    check_not_blocked(load)
-    exit_seconds = app.terminate()
-    served = len(load.served())
-    signals = received(stack, app, served, timeout=30, lossy=True)
-    report.record(
+    outcome = run_standard_fault(
+        fault_stack,
+        apps,
+        tmp_path,
+        report,
         f"collector SIGSTOPped for {FAULT:.0f} s",
-        server="uvicorn",
-        **load.summary(),
-        exit_seconds=round(exit_seconds, 2),
-        signals=signals,
-        sdk_counted=sdk_failures(stack, app.service),
+        lambda: fault_stack.freeze("otelcol"),
+        lambda: fault_stack.thaw("otelcol"),
+        lossy=True,
     )
-    counts = {name: s["received"] for name, s in signals.items()}
-    assert counts["metrics"] == served
+    assert outcome.counts["metrics"] == outcome.served
     for name in ("traces", "logs"):
-        assert served * 0.8 <= counts[name] <= served, signals
+        assert outcome.served * 0.8 <= outcome.counts[name] <= outcome.served, outcome.signals
 
 
 @pytest.mark.parametrize(("status", "retry_after"), [(503, "2"), (429, "2")])
@@ -215,7 +233,7 @@ def test_collector_refuses_with_retry_after(
     stack = fault_stack.stack
     upstream = ("127.0.0.1", stack.ports.otlp_http)
     with FaultProxy(upstream, status=status, retry_after=retry_after) as proxy:
-        app = loaded_app(fault_stack, apps, tmp_path, proxy.endpoint)
+        app = loaded_app(apps, tmp_path, proxy.endpoint)
         with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
             time.sleep(BEFORE)
             load.set_phase("fault")
@@ -262,7 +280,7 @@ def test_a_backend_down_behind_the_collector(
     and the pipeline alerts show it, and once the store is back every line arrives."""
     stack = fault_stack.stack
     exporter = 'exporter="otlp_http/victorialogs"'
-    app = loaded_app(fault_stack, apps, tmp_path, stack.otlp_http_endpoint)
+    app = loaded_app(apps, tmp_path, stack.otlp_http_endpoint)
     seen: dict[str, float] = {"queue_size": 0.0, "scrape_target_down_alert": 0.0}
 
     def watch_the_collector() -> None:
@@ -328,7 +346,7 @@ def test_sigterm_under_load(
     """SIGTERM with requests in flight: they finish, readiness turns 503, and the last batches of all three
     signals arrive before the process exits."""
     stack = fault_stack.stack
-    app = loaded_app(fault_stack, apps, tmp_path, stack.otlp_http_endpoint, server=server)
+    app = loaded_app(apps, tmp_path, stack.otlp_http_endpoint, server=server)
     probes: list[tuple[float, int | None]] = []
     stop = threading.Event()
     with Load(app.port, app.service, rate=RATE, slow_every=10, pid=app.process.pid) as load:
@@ -379,7 +397,7 @@ def test_a_prefork_worker_crashes_and_is_respawned(
     """gunicorn respawns a SIGKILLed worker: the new one exports under its own service.instance.id; no series is
     duplicated or shared by two processes; only what the dead worker had not exported yet is lost."""
     stack = fault_stack.stack
-    app = loaded_app(fault_stack, apps, tmp_path, stack.otlp_http_endpoint, server="gunicorn")
+    app = loaded_app(apps, tmp_path, stack.otlp_http_endpoint, server="gunicorn")
     with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
         time.sleep(BEFORE)
         load.set_phase("fault")
