@@ -122,8 +122,7 @@ def test_collector_absent_at_start_up(fault_stack: FaultStack, apps: list[App], 
     stack = fault_stack.stack
     fault_stack.stop("otelcol")
     app = loaded_app(apps, tmp_path, stack.otlp_http_endpoint)
-    with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
-        load.set_phase("fault")
+    with Load(app.port, app.service, rate=RATE, pid=app.process.pid, phase="fault") as load:
         time.sleep(FAULT)
         fault_stack.restart("otelcol")
         load.set_phase("after")
