@@ -132,3 +132,26 @@ def test_a_configured_ca_wins_over_requests_ca_bundle(monkeypatch: pytest.Monkey
     session = transport._inner._session  # type: ignore[attr-defined]
     merged = session.merge_environment_settings("https://c:4318/v1/traces", {}, None, None, None)
     assert merged["verify"] == str(ca)
+
+
+def test_grpc_exporters_get_tls_credentials_from_settings(tmp_path: Any) -> None:
+    import grpc
+
+    from otel_dist.exporters import _otlp_kwargs
+    from otel_dist.settings import resolve
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    settings = resolve({"protocol": "grpc", "endpoint": "https://collector:4317", "certificate": str(ca)}, {})
+    protocol, kwargs = _otlp_kwargs(settings, "traces", None)
+    assert protocol == "grpc"
+    assert kwargs["insecure"] is False
+    assert isinstance(kwargs["credentials"], grpc.ChannelCredentials)
+
+
+def test_http_exporters_get_our_transport() -> None:
+    from otel_dist.exporters import _otlp_kwargs
+    from otel_dist.settings import resolve
+
+    _, kwargs = _otlp_kwargs(resolve({}, {}), "logs", None)
+    assert isinstance(kwargs["_transport"], CollectorTransport)
