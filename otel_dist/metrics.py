@@ -44,6 +44,15 @@ DURATION_BUCKETS: Final[tuple[float, ...]] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 2.5, 4.0, 5.0, 7.5, 10.0, 30.0,
 )  # fmt: skip
 
+#: Bucket boundaries, in bytes, of every size histogram (unit "By": body sizes, operation input sizes, peak
+#: memory). The SDK's default boundaries end at 10,000, which would put every document above 10 kB and every
+#: peak above 10 kB in one bucket. Decades from 100 B, with 2.5 and 5 steps from 100 kB to 1 GB where the
+#: shipped thresholds sit (100 MiB and 500 MiB fall between 100 MB / 250 MB and 500 MB / 1 GB edges).
+SIZE_BUCKETS: Final[tuple[float, ...]] = (
+    100, 1_000, 10_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000,
+    50_000_000, 100_000_000, 250_000_000, 500_000_000, 1_000_000_000,
+)  # fmt: skip
+
 #: Process and runtime metrics taken from opentelemetry-instrumentation-system-metrics. Host-wide system.*
 #: metrics are left to the collector's hostmetrics receiver or node exporter: every service reporting them
 #: would multiply the same series.
@@ -91,7 +100,7 @@ def cardinality_limits(settings: Settings) -> dict[Any, int]:
 
 
 def build_views(settings: Settings) -> list[View]:
-    """Histogram aggregation: seconds buckets for durations, or base-2 exponential histograms for all."""
+    """Histogram aggregation: seconds buckets for durations, bytes buckets for sizes, or base-2 exponential."""
     if settings.histogram_aggregation == "base2_exponential_bucket_histogram":
         return [View(instrument_type=Histogram, aggregation=ExponentialBucketHistogramAggregation())]
     return [
@@ -99,7 +108,12 @@ def build_views(settings: Settings) -> list[View]:
             instrument_type=Histogram,
             instrument_unit="s",
             aggregation=ExplicitBucketHistogramAggregation(boundaries=DURATION_BUCKETS),
-        )
+        ),
+        View(
+            instrument_type=Histogram,
+            instrument_unit="By",
+            aggregation=ExplicitBucketHistogramAggregation(boundaries=SIZE_BUCKETS),
+        ),
     ]
 
 

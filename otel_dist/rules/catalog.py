@@ -3,9 +3,10 @@
 Names follow the naming contract of collector/README.md (OTLP -> Prometheus with
 ``UnderscoreEscapingWithSuffixes``). ``SERVICE_METRICS`` is what an otel-dist service emits (tests/e2e checks
 that the example app produces each of them), ``COLLECTOR_METRICS`` what the collector serves, and
-``RECORDED`` what the rendered recording rules produce. Dashboards may query only these (tests/rules checks
-it). ``ASSUMED_METRICS`` are not emitted yet: alerts on them are promtool-tested with synthetic series, and
-dashboards must not use them until something emits them.
+``RECORDED`` what the rendered recording rules produce, ``DOMAIN_METRICS`` what the domain helpers emit in the
+services that use them (checked end to end with the examples under examples/). Dashboards may query only these
+(tests/rules checks it). ``ASSUMED_METRICS`` are not emitted yet: alerts on them are promtool-tested with
+synthetic series, and dashboards must not use them until something emits them.
 """
 
 from __future__ import annotations
@@ -87,6 +88,34 @@ SDK_LOSS_REGEX: Final = (
     "otel_sdk_processor_(span|log)_processed_total|otel_sdk_exporter_(span|log|metric_data_point)_exported_total"
 )
 
+# --- the domain helpers: emitted by a service that uses them (track_operation, batch_job, security_event) ----
+
+OPERATION_DURATION_BUCKET: Final = "operation_duration_seconds_bucket"
+OPERATION_DURATION_COUNT: Final = "operation_duration_seconds_count"
+OPERATION_OUTCOMES: Final = "operation_outcomes_total"
+OPERATION_ACTIVE: Final = "operation_active"
+OPERATION_INPUT_SIZE_BUCKET: Final = "operation_input_size_bytes_bucket"
+OPERATION_MEMORY_PEAK_BUCKET: Final = "operation_memory_peak_bytes_bucket"
+JOB_RUNS: Final = "job_runs_total"
+JOB_LAST_SUCCESS: Final = "job_last_success_timestamp_seconds"
+SECURITY_EVENTS: Final = "security_events_total"
+#: What the helpers emit when a service uses them (tests/e2e checks each against the example that does).
+DOMAIN_METRICS: Final = frozenset(
+    {
+        *(f"operation_duration_seconds_{s}" for s in ("bucket", "count", "sum")),
+        OPERATION_OUTCOMES,
+        OPERATION_ACTIVE,
+        *(f"operation_input_size_bytes_{s}" for s in ("bucket", "count", "sum")),
+        *(f"operation_memory_peak_bytes_{s}" for s in ("bucket", "count", "sum")),
+        JOB_RUNS,
+        *(f"job_run_duration_seconds_{s}" for s in ("bucket", "count", "sum")),
+        "job_items_processed_total",
+        "job_items_failed_total",
+        JOB_LAST_SUCCESS,
+        SECURITY_EVENTS,
+    }
+)
+
 # --- the collector's own metrics (scraped, job="otelcol") --------------------------------------------------
 
 COLLECTOR_QUEUE_SIZE: Final = "otelcol_exporter_queue_size"
@@ -122,7 +151,14 @@ DB_CONNECTION_COUNT: Final = "db_client_connection_count"
 DB_CONNECTION_MAX: Final = "db_client_connection_max"
 DB_CONNECTION_STATE: Final = "db_client_connection_state"
 DB_POOL_NAME: Final = "db_client_connection_pool_name"
-ASSUMED_METRICS: Final = frozenset({DB_CONNECTION_COUNT, DB_CONNECTION_MAX})
+#: OTel DB client conventions (db.client.operation.duration, s) and otel-dist's cache.lookups counter
+#: (attributes cache.name, cache.outcome=hit|miss): the contract of issue #8.
+DB_OPERATION_DURATION_BUCKET: Final = "db_client_operation_duration_seconds_bucket"
+DB_OPERATION_DURATION_COUNT: Final = "db_client_operation_duration_seconds_count"
+CACHE_LOOKUPS: Final = "cache_lookups_total"
+ASSUMED_METRICS: Final = frozenset(
+    {DB_CONNECTION_COUNT, DB_CONNECTION_MAX, DB_OPERATION_DURATION_BUCKET, DB_OPERATION_DURATION_COUNT, CACHE_LOOKUPS}
+)
 
 # --- recording rules (render.py) ---------------------------------------------------------------------------
 
@@ -160,4 +196,11 @@ def slo_slow(window: object) -> str:
 
 def queryable(recorded: frozenset[str] | set[str]) -> frozenset[str]:
     """Every name a dashboard may query: emitted by services, the collector, Prometheus, or recorded."""
-    return SERVICE_METRICS | COLLECTOR_METRICS | COLLECTOR_FAILURE_METRICS | PROMETHEUS_METRICS | frozenset(recorded)
+    return (
+        SERVICE_METRICS
+        | DOMAIN_METRICS
+        | COLLECTOR_METRICS
+        | COLLECTOR_FAILURE_METRICS
+        | PROMETHEUS_METRICS
+        | frozenset(recorded)
+    )

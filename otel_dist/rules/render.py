@@ -1,6 +1,6 @@
 """Spec -> Prometheus recording and alerting rules, rendered deterministically (same spec, same bytes).
 
-Four files, so that promtool unit tests can load only what they exercise:
+Five files, so that promtool unit tests can load only what they exercise:
 
 * ``otel-dist-recording.yml``: request rate, error ratio and latency quantiles per service and per route, the SLIs
   over every burn-rate window, the error budget left, the free share of every filesystem;
@@ -8,6 +8,7 @@ Four files, so that promtool unit tests can load only what they exercise:
 * ``otel-dist-service-alerts.yml``: per-service thresholds, baseline-relative alerts, saturation (disks too),
   component health and the service's own telemetry;
 * ``otel-dist-platform-alerts.yml``: the collector, scrape targets and the Watchdog.
+* ``otel-dist-domain-alerts.yml``: tracked operations, batch jobs, and the spec's free-form alerts.
 
 Metric names follow the naming contract in collector/README.md; ``catalog`` lists them.
 """
@@ -19,13 +20,25 @@ from pathlib import Path
 from typing import Any, Final
 
 from otel_dist.rules import catalog as m
-from otel_dist.rules.spec import HTTP_DURATION, BaselineEntry, Disk, Duration, Scope, Spec, Threshold
+from otel_dist.rules.spec import (
+    HTTP_DURATION,
+    BaselineEntry,
+    Disk,
+    Duration,
+    JobObjectives,
+    OperationObjectives,
+    Scope,
+    Spec,
+    SpecError,
+    Threshold,
+)
 
 RECORDING_FILE: Final = "otel-dist-recording.yml"
 SLO_ALERTS_FILE: Final = "otel-dist-slo-alerts.yml"
 SERVICE_ALERTS_FILE: Final = "otel-dist-service-alerts.yml"
 PLATFORM_ALERTS_FILE: Final = "otel-dist-platform-alerts.yml"
-RULE_FILES: Final = (RECORDING_FILE, SLO_ALERTS_FILE, SERVICE_ALERTS_FILE, PLATFORM_ALERTS_FILE)
+DOMAIN_ALERTS_FILE: Final = "otel-dist-domain-alerts.yml"
+RULE_FILES: Final = (RECORDING_FILE, SLO_ALERTS_FILE, SERVICE_ALERTS_FILE, PLATFORM_ALERTS_FILE, DOMAIN_ALERTS_FILE)
 
 #: Aggregation levels of the recording rules: per service (job and environment) and per route.
 BY_JOB: Final = "job, deployment_environment_name"
@@ -37,6 +50,9 @@ BUDGET_INTERVAL: Final = "1m"
 STATIC_LABELS: Final = ("long_window", "short_window", "disk_threshold")
 #: How values read in descriptions: rates as plain numbers (humanize would print 0.2 as "200m").
 PER_SECOND: Final = "{{ $value | printf `%.4g` }}"
+#: Labels of the operation alerts (plus an entry's ``by``) and of the batch-job alerts.
+BY_OPERATION: Final = "job, deployment_environment_name, operation_name"
+BY_JOB_NAME: Final = "job, deployment_environment_name, job_name"
 CORES: Final = "{{ $value | printf `%.2f` }}"
 
 
@@ -441,6 +457,71 @@ def service_alert_rules(spec: Spec, scope: Scope) -> list[dict[str, Any]]:
             )
     if o.disk is not None:
         rules += disk_alert_rules(b, scope, o.disk)
+    if o.db_slow_queries is not None:
+        slow = o.db_slow_queries
+        total = f"sum by ({BY_JOB}) (rate({m.DB_OPERATION_DURATION_COUNT}{sel}[5m]))"
+        guard = ["and", f"{total} >= {num(slow.min_rate)}"] if slow.min_rate > 0 else []
+        for severity, value, for_ in slow.threshold.tiers():
+            rules.append(
+                b.alert(
+                    "DBSlowQueries",
+                    lines(
+                        "1 - (",
+                        f"  sum by ({BY_JOB}) (rate({m.DB_OPERATION_DURATION_BUCKET}"
+                        f"{_with(sel, le_matcher(slow.threshold_seconds))}[5m]))",
+                        "  /",
+                        f"  {total}",
+                        f") > {num(value)}",
+                        *guard,
+                    ),
+                    severity=severity,
+                    for_=for_,
+                    summary=(
+                        "{{ $labels.job }}: {{ $value | humanizePercentage }} of the database queries take longer "
+                        f"than {secs(slow.threshold_seconds)}"
+                    ),
+                    description=(
+                        "{{ $value | humanizePercentage }} of the database operations of {{ $labels.job }} took "
+                        f"longer than {secs(slow.threshold_seconds)} over the last 5m ({severity} above "
+                        f"{pct(value)}); each one is logged as a db.query.slow event."
+                    ),
+                )
+            )
+    if o.cache_hit_ratio is not None:
+        cache = o.cache_hit_ratio
+        by_cache = f"{BY_JOB}, cache_name"
+        lookups = f"sum by ({by_cache}) (rate({m.CACHE_LOOKUPS}{sel}[5m]))"
+        hit = 'cache_outcome="hit"'
+        hits = f"sum by ({by_cache}) (rate({m.CACHE_LOOKUPS}{_with(sel, hit)}[5m]))"
+        for severity, value, for_ in cache.threshold.tiers():
+            rules.append(
+                b.alert(
+                    "CacheHitRatioLow",
+                    lines(
+                        "(",
+                        f"  {hits}",
+                        "  or",
+                        f"  0 * {lookups}",
+                        ")",
+                        "/",
+                        f"{lookups}",
+                        f"< {num(value)}",
+                        "and",
+                        f"{lookups} >= {num(cache.min_lookup_rate)}",
+                    ),
+                    severity=severity,
+                    for_=for_,
+                    summary=(
+                        "{{ $labels.job }}: cache {{ $labels.cache_name }} hits {{ $value | humanizePercentage }} "
+                        "of its lookups"
+                    ),
+                    description=(
+                        "Cache {{ $labels.cache_name }} of {{ $labels.job }} answered {{ $value | humanizePercentage }}"
+                        f" of its lookups from the cache over the last 5m ({severity} below {pct(value)}): the work "
+                        "it saves falls on the backend behind it."
+                    ),
+                )
+            )
     if o.health is not None:
         by_check = f"{BY_JOB}, health_check_name"
         failing = f"count by ({by_check}) ({m.HEALTH_CHECK_STATUS}{sel} == 0)"
@@ -623,6 +704,177 @@ def baseline_alert_rules(spec: Spec) -> list[dict[str, Any]]:
     return rules
 
 
+# --- domain alerts: operations, batch jobs, free-form -------------------------------------------------------
+
+
+def _operation_by(op: OperationObjectives) -> str:
+    return ", ".join([BY_OPERATION, *op.by])
+
+
+def _outcome_ratio(op: OperationObjectives, outcome: str, value: float) -> str:
+    by = _operation_by(op)
+    total = f"sum by ({by}) (rate({m.OPERATION_OUTCOMES}{op.selector()}[5m]))"
+    matcher = f'operation_outcome="{outcome}"'
+    part = f"sum by ({by}) (rate({m.OPERATION_OUTCOMES}{op.selector(matcher)}[5m]))"
+    return lines("(", f"  {part}", "  or", f"  0 * {total}", ")", "/", total, f"> {num(value)}")
+
+
+def _operation_guard(op: OperationObjectives) -> list[str]:
+    if op.min_rate <= 0:
+        return []
+    total = f"sum by ({_operation_by(op)}) (rate({m.OPERATION_OUTCOMES}{op.selector()}[5m]))"
+    return ["and", f"{total} >= {num(op.min_rate)}"]
+
+
+def _where(op: OperationObjectives) -> str:
+    """How a description names the series: the operation and its ``by`` labels."""
+    extra = "".join(f" {label}={{{{ $labels.{label} }}}}" for label in op.by)
+    return f"{op.name}{extra} of {{{{ $labels.job }}}}"
+
+
+def operation_alert_rules(spec: Spec, op: OperationObjectives) -> list[dict[str, Any]]:
+    """Error ratio, timeout ratio, a latency percentile and a peak-memory percentile of one tracked operation."""
+    b = _Rules(spec)
+    rules: list[dict[str, Any]] = []
+    by = _operation_by(op)
+    for alert, outcome, threshold, what in (
+        ("OperationErrorRateHigh", "error", op.error_ratio, "failed with an exception"),
+        ("OperationTimeoutRateHigh", "timeout", op.timeout_ratio, "timed out"),
+    ):
+        if threshold is None:
+            continue
+        for severity, value, for_ in threshold.tiers():
+            rules.append(
+                b.alert(
+                    alert,
+                    lines(_outcome_ratio(op, outcome, value), *_operation_guard(op)),
+                    severity=severity,
+                    for_=for_,
+                    summary=f"{_where(op)}: {{{{ $value | humanizePercentage }}}} {what}",
+                    description=(
+                        f"{{{{ $value | humanizePercentage }}}} of the runs of {_where(op)} {what} over the last "
+                        f"5m ({severity} above {pct(value)})."
+                    ),
+                )
+            )
+    for alert, quantile, metric, unit, humanize in (
+        ("OperationLatencyHigh", op.latency, m.OPERATION_DURATION_BUCKET, secs, "humanizeDuration"),
+        ("OperationMemoryHigh", op.memory, m.OPERATION_MEMORY_PEAK_BUCKET, _bytes, "humanize1024"),
+    ):
+        if quantile is None:
+            continue
+        q = quantile_name(quantile.percentile)
+        kind = "latency" if alert == "OperationLatencyHigh" else "peak memory"
+        for severity, value, for_ in quantile.threshold.tiers():
+            buckets = f"sum by ({by}, le) (rate({metric}{op.selector()}[5m]))"
+            expr = f"histogram_quantile({num(quantile.percentile)}, {buckets})"
+            suffix = "" if humanize == "humanizeDuration" else "B"
+            rules.append(
+                b.alert(
+                    alert,
+                    lines(f"{expr} > {num(value)}", *_operation_guard(op)),
+                    severity=severity,
+                    for_=for_,
+                    summary=f"{_where(op)}: {q} {kind} {{{{ $value | {humanize} }}}}{suffix}",
+                    description=(
+                        f"The {q} {kind} of {_where(op)} is {{{{ $value | {humanize} }}}}{suffix} over the last 5m "
+                        f"({severity} above {unit(value)})."
+                    ),
+                )
+            )
+    return rules
+
+
+def job_alert_rules(spec: Spec, job: JobObjectives) -> list[dict[str, Any]]:
+    """A batch job without a successful run for too long (JobStale), and its runs failing (JobFailureRateHigh)."""
+    b = _Rules(spec)
+    rules: list[dict[str, Any]] = []
+    sel = job.selector()
+    last = f"max by ({BY_JOB_NAME}) (max_over_time({m.JOB_LAST_SUCCESS}{sel}[{job.lookback}]))"
+    runs = f"max by ({BY_JOB_NAME}) (count_over_time({m.JOB_RUNS}{sel}[{job.lookback}]))"
+    for severity, age in (("critical", job.max_age_critical), ("warning", job.max_age)):
+        if age is None:
+            continue
+        rules.append(
+            b.alert(
+                "JobStale",
+                lines(
+                    f"time() - {last} > {num(age.seconds)}",
+                    "or",
+                    # Runs within the lookback, none of them a success: at least the lookback since the last one.
+                    f"0 * {runs} + {num(job.lookback.seconds)} unless on ({BY_JOB_NAME}) {last}",
+                ),
+                severity=severity,
+                for_=Duration(0),
+                summary=f"batch job {job.name} of {{{{ $labels.job }}}} has not succeeded for "
+                "{{ $value | humanizeDuration }}",
+                description=(
+                    f"The last successful run of batch job {job.name} ({{{{ $labels.job }}}}) ended "
+                    f"{{{{ $value | humanizeDuration }}}} ago ({severity} after {age.humanize()}; "
+                    f"{job.lookback.humanize()} means no success within the last {job.lookback.humanize()})."
+                ),
+            )
+        )
+    if job.failure_ratio is not None:
+        window = job.failure_window
+        total = f"sum by ({BY_JOB_NAME}) (increase({m.JOB_RUNS}{sel}[{window}]))"
+        error = 'job_outcome="error"'
+        failed = f"sum by ({BY_JOB_NAME}) (increase({m.JOB_RUNS}{job.selector(error)}[{window}]))"
+        for severity, value, for_ in job.failure_ratio.tiers():
+            rules.append(
+                b.alert(
+                    "JobFailureRateHigh",
+                    lines(failed, "/", total, f"> {num(value)}"),
+                    severity=severity,
+                    for_=for_,
+                    summary=f"batch job {job.name} of {{{{ $labels.job }}}}: {{{{ $value | humanizePercentage }}}} "
+                    "of its runs fail",
+                    description=(
+                        f"{{{{ $value | humanizePercentage }}}} of the runs of batch job {job.name} "
+                        f"({{{{ $labels.job }}}}) failed over the last {window} ({severity} above {pct(value)})."
+                    ),
+                )
+            )
+    return rules
+
+
+def custom_alert_rules(spec: Spec) -> list[dict[str, Any]]:
+    """The spec's free-form alerts, with the same labels, annotations and runbook URLs as every other alert."""
+    b = _Rules(spec)
+    return [
+        b.alert(
+            alert.alert,
+            alert.expr,
+            severity=alert.severity,
+            for_=alert.for_,
+            summary=alert.summary,
+            description=alert.description,
+            labels=dict(alert.labels),
+        )
+        for alert in spec.alerts
+    ]
+
+
+def _group_name(value: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in value.lower()).strip("-")
+
+
+def domain_alert_groups(spec: Spec) -> list[dict[str, Any]]:
+    """One group per operation and per batch job, and one for the free-form alerts."""
+    groups = []
+    for op in spec.operations:
+        groups.append(_group(f"otel-dist-operation-{_group_name(op.name)}", operation_alert_rules(spec, op)))
+    for job in spec.jobs:
+        groups.append(_group(f"otel-dist-job-{_group_name(job.name)}", job_alert_rules(spec, job)))
+    if spec.alerts:
+        groups.append(_group("otel-dist-custom", custom_alert_rules(spec)))
+    names = [g["name"] for g in groups]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise SpecError("operations", f"two entries render the same rule group {duplicate}; give them distinct names")
+    return groups
+
+
 # --- platform alerts ----------------------------------------------------------------------------------------
 
 
@@ -745,12 +997,18 @@ def rule_groups(spec: Spec) -> dict[str, list[dict[str, Any]]]:
         service_alerts.append(_group("otel-dist-baseline", rules))
     if any(scope.objectives.disk is not None for scope in spec.scopes):
         recording.append(_group("otel-dist-filesystems", filesystem_recording_rules()))
-    return {
+    files = {
         RECORDING_FILE: recording,
         SLO_ALERTS_FILE: slo_alerts,
         SERVICE_ALERTS_FILE: service_alerts,
         PLATFORM_ALERTS_FILE: [_group("otel-dist-platform-alerts", platform_alert_rules(spec))],
+        DOMAIN_ALERTS_FILE: domain_alert_groups(spec),
     }
+    rendered = {rule["alert"] for groups in files.values() for g in groups for rule in g["rules"] if "alert" in rule}
+    unknown = sorted(set(dict(spec.runbook_urls)) - rendered)
+    if unknown:
+        raise SpecError(f"runbook_urls.{unknown[0]}", "no alert of this name is rendered from the spec")
+    return files
 
 
 def render(spec: Spec, *, source_name: str | None = None) -> dict[str, str]:

@@ -73,6 +73,11 @@ class Duration:
         return " ".join(parts[:2])
 
 
+def _escape(value: str) -> str:
+    """A label value inside PromQL double quotes."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 @dataclass(frozen=True)
 class Matcher:
     """One PromQL label matcher: ``job="checkout"``."""
@@ -82,8 +87,7 @@ class Matcher:
     value: str
 
     def __str__(self) -> str:
-        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{self.label}{self.op}"{escaped}"'
+        return f'{self.label}{self.op}"{_escape(self.value)}"'
 
     def negated(self) -> Matcher:
         """The matcher selecting everything this one does not (for the defaults' scope)."""
@@ -157,6 +161,23 @@ class Disk:
 
 
 @dataclass(frozen=True)
+class SlowQueries:
+    """``db_slow_queries``: the share of database operations slower than ``threshold_seconds`` (a bucket edge)."""
+
+    threshold_seconds: float
+    threshold: Threshold
+    min_rate: float
+
+
+@dataclass(frozen=True)
+class CacheHitRatio:
+    """``cache_hit_ratio``: hits / lookups per cache, alerting below the tiers (while lookups >= min rate)."""
+
+    threshold: Threshold
+    min_lookup_rate: float
+
+
+@dataclass(frozen=True)
 class Objectives:
     """What one scope (the defaults, or one service) alerts on; None means not rendered."""
 
@@ -172,6 +193,8 @@ class Objectives:
     disk: Disk | None
     health: Health | None
     telemetry: Telemetry | None
+    db_slow_queries: SlowQueries | None = None
+    cache_hit_ratio: CacheHitRatio | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +256,64 @@ class Platform:
 
 
 @dataclass(frozen=True)
+class Quantile:
+    """A percentile of a histogram and a two-tier threshold on it (seconds, or bytes)."""
+
+    percentile: float
+    threshold: Threshold
+
+
+@dataclass(frozen=True)
+class OperationObjectives:
+    """Alerts on one operation tracked by ``otel_dist.track_operation`` (``operations[]`` in the spec)."""
+
+    name: str
+    matchers: tuple[Matcher, ...]
+    by: tuple[str, ...]
+    min_rate: float
+    error_ratio: Threshold | None
+    timeout_ratio: Threshold | None
+    latency: Quantile | None
+    memory: Quantile | None
+
+    def selector(self, *extra: str) -> str:
+        """``{operation_name="...", <matchers>, <extra>}``."""
+        parts = [f'operation_name="{_escape(self.name)}"', *(str(m) for m in self.matchers), *extra]
+        return "{" + ", ".join(parts) + "}"
+
+
+@dataclass(frozen=True)
+class JobObjectives:
+    """Alerts on one batch job run by ``otel_dist.batch_job`` (``jobs[]`` in the spec)."""
+
+    name: str
+    matchers: tuple[Matcher, ...]
+    max_age: Duration | None
+    max_age_critical: Duration | None
+    lookback: Duration
+    failure_ratio: Threshold | None
+    failure_window: Duration
+
+    def selector(self, *extra: str) -> str:
+        """``{job_name="...", <matchers>, <extra>}``."""
+        parts = [f'job_name="{_escape(self.name)}"', *(str(m) for m in self.matchers), *extra]
+        return "{" + ", ".join(parts) + "}"
+
+
+@dataclass(frozen=True)
+class CustomAlert:
+    """A free-form alert (``alerts[]``): a PromQL expression the typed sections cannot express."""
+
+    alert: str
+    expr: str
+    severity: str
+    for_: Duration
+    summary: str
+    description: str
+    labels: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Spec:
     """The validated spec."""
 
@@ -246,9 +327,21 @@ class Spec:
     baseline: Baseline | None
     platform: Platform
     quantiles: tuple[float, ...] = field(default=(0.5, 0.95, 0.99))
+    operations: tuple[OperationObjectives, ...] = ()
+    jobs: tuple[JobObjectives, ...] = ()
+    alerts: tuple[CustomAlert, ...] = ()
+    #: Alert name -> its runbook, where it is not ``<runbook_base_url>/<AlertName>.md``.
+    runbook_urls: tuple[tuple[str, str], ...] = ()
+    #: Prefix of the rendered domain dashboards' uid and title (``name`` in the spec); "" for the shipped spec.
+    name: str = ""
+    #: The dashboards to render (file stems, ``dashboards`` in the spec); None: every one that applies.
+    dashboards: tuple[str, ...] | None = None
 
     def runbook_url(self, alert: str) -> str:
         """Where an alert's runbook lives."""
+        override = dict(self.runbook_urls).get(alert)
+        if override is not None:
+            return override
         return f"{self.runbook_base_url.rstrip('/')}/{alert}.md"
 
 
@@ -417,16 +510,9 @@ def _latency_threshold(value: object, path: str) -> LatencyThreshold:
 
 def _latency_slo(value: object, path: str) -> LatencySLO:
     reader = _Reader(value, path)
-    threshold = _positive(reader.required("threshold_seconds"), reader.at("threshold_seconds"))
+    threshold = _bucket_edge(reader.required("threshold_seconds"), reader.at("threshold_seconds"))
     target = _ratio(reader.required("target"), reader.at("target"))
     reader.finish()
-    if threshold not in DURATION_BUCKETS:
-        edges = ", ".join(f"{b:g}" for b in DURATION_BUCKETS)
-        raise SpecError(
-            reader.at("threshold_seconds"),
-            f"must be a bucket edge of the duration histograms ({edges}), got {threshold:g}: the SLI counts the "
-            "requests in the bucket at the threshold",
-        )
     return LatencySLO(threshold, target)
 
 
@@ -488,6 +574,48 @@ def _disk(value: object, path: str) -> Disk:
     return disk
 
 
+def _bucket_edge(value: object, path: str) -> float:
+    threshold = _positive(value, path)
+    if threshold not in DURATION_BUCKETS:
+        edges = ", ".join(f"{b:g}" for b in DURATION_BUCKETS)
+        raise SpecError(
+            path,
+            f"must be a bucket edge of the duration histograms ({edges}), got {threshold:g}: the SLI counts the "
+            "requests in the bucket at the threshold",
+        )
+    return threshold
+
+
+def _split(reader: _Reader, keys: Sequence[str]) -> dict[str, Any]:
+    """The reader's fields except ``keys``, marked as read (they go to a nested parser)."""
+    rest = {k: v for k, v in reader.data.items() if k not in keys}
+    reader.seen.update(rest)
+    return rest
+
+
+def _slow_queries(value: object, path: str) -> SlowQueries:
+    reader = _Reader(value, path)
+    threshold = _bucket_edge(reader.raw("threshold_seconds", 1.0), reader.at("threshold_seconds"))
+    min_rate = _non_negative(reader.raw("min_rate", 0.0), reader.at("min_rate"))
+    rest = _split(reader, ("threshold_seconds", "min_rate"))
+    return SlowQueries(threshold, _threshold(rest, path, _ratio), min_rate)
+
+
+def _cache_hit_ratio(value: object, path: str) -> CacheHitRatio:
+    reader = _Reader(value, path)
+    warning = _optional(reader, "warning_below", _ratio)
+    critical = _optional(reader, "critical_below", _ratio)
+    warning_for = parse_duration(reader.raw("warning_for", "30m"), reader.at("warning_for"))
+    critical_for = parse_duration(reader.raw("critical_for", "10m"), reader.at("critical_for"))
+    min_rate = _non_negative(reader.raw("min_lookup_rate", 0.1), reader.at("min_lookup_rate"))
+    reader.finish()
+    if warning is None and critical is None:
+        raise SpecError(path, "needs warning_below, critical_below or both (or null to switch the alert off)")
+    if warning is not None and critical is not None and critical >= warning:
+        raise SpecError(reader.at("critical_below"), f"must be below warning_below ({warning:g}), got {critical:g}")
+    return CacheHitRatio(Threshold(warning, critical, warning_for, critical_for), min_rate)
+
+
 #: Objective keys -> parser. Order is the order of the rendered rules.
 _OBJECTIVES: Final[dict[str, Callable[[object, str], Any]]] = {
     "availability": _availability,
@@ -501,6 +629,8 @@ _OBJECTIVES: Final[dict[str, Callable[[object, str], Any]]] = {
     "disk": _disk,
     "health": _health,
     "telemetry": _telemetry,
+    "db_slow_queries": _slow_queries,
+    "cache_hit_ratio": _cache_hit_ratio,
 }
 
 
@@ -522,6 +652,8 @@ def _objectives(data: Mapping[str, Any], path: str) -> Objectives:
         disk=parsed["disk"],
         health=parsed["health"],
         telemetry=parsed["telemetry"],
+        db_slow_queries=parsed["db_slow_queries"],
+        cache_hit_ratio=parsed["cache_hit_ratio"],
     )
 
 
@@ -637,6 +769,154 @@ def _platform(value: object, path: str) -> Platform:
     return Platform(queue, collector_for, dropping_for, scrape_for)
 
 
+#: Labels an operation's ``by`` may not name: the ones every operation alert already keeps or sums away.
+_OPERATION_RESERVED: Final = frozenset(
+    {"job", "instance", "deployment_environment_name", "operation_name", "operation_outcome", "error_type", "le"}
+)
+_ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]+$")
+
+
+def _list(value: object, path: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SpecError(path, f"must be a list, got {_show(value)}")
+    return value
+
+
+def _optional_selector(reader: _Reader) -> tuple[Matcher, ...]:
+    value = reader.raw("selector")
+    return () if value is None else parse_selector(value, reader.at("selector"))
+
+
+def _quantile(value: object, path: str) -> Quantile:
+    reader = _Reader(value, path)
+    percentile = _ratio(reader.raw("percentile", 0.99), reader.at("percentile"))
+    return Quantile(percentile, _threshold(_split(reader, ("percentile",)), path, _positive))
+
+
+def _operation(value: object, path: str) -> OperationObjectives:
+    reader = _Reader(value, path)
+    name = _string(reader.required("name"), reader.at("name"))
+    matchers = _optional_selector(reader)
+    by = []
+    for index, label in enumerate(_list(reader.raw("by"), reader.at("by"))):
+        at = f"{reader.at('by')}[{index}]"
+        if not isinstance(label, str) or not _LABEL_NAME.match(label):
+            raise SpecError(at, f"must be a label name ([a-zA-Z_][a-zA-Z0-9_]*), got {_show(label)}")
+        if label in _OPERATION_RESERVED:
+            raise SpecError(at, f"{label} is kept or summed by the operation alerts themselves")
+        by.append(label)
+    operation = OperationObjectives(
+        name=name,
+        matchers=matchers,
+        by=tuple(by),
+        min_rate=_non_negative(reader.raw("min_rate", 0.0), reader.at("min_rate")),
+        error_ratio=_optional(reader, "error_ratio", lambda v, p: _threshold(v, p, _ratio)),
+        timeout_ratio=_optional(reader, "timeout_ratio", lambda v, p: _threshold(v, p, _ratio)),
+        latency=_optional(reader, "latency", _quantile),
+        memory=_optional(reader, "memory", _quantile),
+    )
+    reader.finish()
+    if not (operation.error_ratio or operation.timeout_ratio or operation.latency or operation.memory):
+        raise SpecError(path, "needs at least one of error_ratio, timeout_ratio, latency, memory")
+    return operation
+
+
+def _job(value: object, path: str) -> JobObjectives:
+    reader = _Reader(value, path)
+    name = _string(reader.required("name"), reader.at("name"))
+    matchers = _optional_selector(reader)
+    max_age = _optional(reader, "max_age", parse_duration)
+    max_age_critical = _optional(reader, "max_age_critical", parse_duration)
+    failure_ratio = _optional(reader, "failure_ratio", lambda v, p: _threshold(v, p, _ratio))
+    failure_window = parse_duration(reader.raw("failure_window", "1d"), reader.at("failure_window"))
+    lookback = parse_duration(reader.raw("lookback", "7d"), reader.at("lookback"))
+    reader.finish()
+    if max_age is None and max_age_critical is None and failure_ratio is None:
+        raise SpecError(path, "needs max_age, max_age_critical or failure_ratio")
+    if max_age is not None and max_age_critical is not None and max_age_critical <= max_age:
+        raise SpecError(reader.at("max_age_critical"), f"must be longer than max_age ({max_age})")
+    longest = max((d for d in (max_age, max_age_critical) if d is not None), default=None)
+    if longest is not None and lookback <= longest:
+        raise SpecError(
+            reader.at("lookback"),
+            f"must be longer than the maximum age ({longest}): the last success is looked for within it",
+        )
+    return JobObjectives(name, matchers, max_age, max_age_critical, lookback, failure_ratio, failure_window)
+
+
+def _balanced(text: str, path: str) -> None:
+    depth: list[str] = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    for char in re.sub(r'"(?:[^"\\]|\\.)*"|`[^`]*`', '""', text):
+        if char in "([{":
+            depth.append(char)
+        elif char in pairs and (not depth or depth.pop() != pairs[char]):
+            raise SpecError(path, f"unbalanced {char!r} in {_show(text)}")
+    if depth:
+        raise SpecError(path, f"unclosed {depth[-1]!r} in {_show(text)}")
+
+
+def _template(value: object, path: str) -> str:
+    """An alert summary or description: Prometheus templates allowed."""
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(path, f"must be a non-empty string, got {_show(value)}")
+    return value.strip()
+
+
+def _custom_alert(value: object, path: str) -> CustomAlert:
+    reader = _Reader(value, path)
+    name = reader.required("alert")
+    if not isinstance(name, str) or not _ALERT_NAME.match(name):
+        raise SpecError(reader.at("alert"), f"must be an alert name in CamelCase (HighQueueDepth), got {_show(name)}")
+    expr = reader.required("expr")
+    if not isinstance(expr, str) or not expr.strip():
+        raise SpecError(reader.at("expr"), f"must be a PromQL expression, got {_show(expr)}")
+    _balanced(expr, reader.at("expr"))
+    severity = reader.required("severity")
+    if severity not in SEVERITIES:
+        raise SpecError(reader.at("severity"), f"must be one of {', '.join(SEVERITIES)}, got {_show(severity)}")
+    description = _template(reader.required("description"), reader.at("description"))
+    if "$value" not in description:
+        raise SpecError(reader.at("description"), "must show the current value ({{ $value }})")
+    alert = CustomAlert(
+        alert=name,
+        expr=expr.strip(),
+        severity=str(severity),
+        for_=parse_duration(reader.raw("for", "0s"), reader.at("for")),
+        summary=_template(reader.required("summary"), reader.at("summary")),
+        description=description,
+        labels=_string_map(reader.raw("labels"), reader.at("labels"), labels=True),
+    )
+    reader.finish()
+    return alert
+
+
+def _unique(items: Sequence[T], key: Callable[[T], object], path: str, what: str) -> None:
+    seen: set[object] = set()
+    for index, item in enumerate(items):
+        if key(item) in seen:
+            raise SpecError(f"{path}[{index}]", f"{what} is used twice")
+        seen.add(key(item))
+
+
+def _runbook_urls(value: object, path: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise SpecError(path, f"must be a mapping of alert names to URLs, got {_show(value)}")
+    out = []
+    for alert, url in value.items():
+        at = f"{path}.{alert}"
+        if not isinstance(alert, str) or not _ALERT_NAME.match(alert):
+            raise SpecError(at, "is not an alert name")
+        if not isinstance(url, str) or not re.match(r"^(https?|file)://\S+$", url):
+            raise SpecError(at, f"must be an http(s):// or file:// URL, got {_show(url)}")
+        out.append((alert, url))
+    return tuple(out)
+
+
 def _load_yaml(path: Path, name: str) -> object:
     try:
         import yaml  # type: ignore[import-untyped,unused-ignore]
@@ -706,6 +986,21 @@ def parse_spec(data: object, *, source: Path) -> Spec:
 
     baseline = _optional(reader, "baseline", lambda v, p: _baseline(v, p, source.parent))
     platform = _platform(reader.raw("platform"), "platform")
+    raw_operations = _list(reader.raw("operations"), "operations")
+    operations = [_operation(v, f"operations[{i}]") for i, v in enumerate(raw_operations)]
+    _unique(operations, lambda o: (o.name, o.matchers), "operations", "this name and selector")
+    jobs = [_job(v, f"jobs[{i}]") for i, v in enumerate(_list(reader.raw("jobs"), "jobs"))]
+    _unique(jobs, lambda j: (j.name, j.matchers), "jobs", "this name and selector")
+    alerts = [_custom_alert(v, f"alerts[{i}]") for i, v in enumerate(_list(reader.raw("alerts"), "alerts"))]
+    _unique(alerts, lambda a: (a.alert, a.severity), "alerts", "this alert name with this severity")
+    runbook_urls = _runbook_urls(reader.raw("runbook_urls"), "runbook_urls")
+    name = reader.raw("name", "")
+    if name != "" and (not isinstance(name, str) or not _SCOPE_NAME.match(name)):
+        raise SpecError("name", f"must be lowercase letters, digits, - and _, got {_show(name)}")
+    raw_dashboards = reader.raw("dashboards")
+    dashboards = None
+    if raw_dashboards is not None:
+        dashboards = tuple(_string(v, f"dashboards[{i}]") for i, v in enumerate(_list(raw_dashboards, "dashboards")))
     reader.finish()
 
     quantiles = {0.5, 0.95, 0.99}
@@ -723,4 +1018,10 @@ def parse_spec(data: object, *, source: Path) -> Spec:
         baseline=baseline,
         platform=platform,
         quantiles=tuple(sorted(quantiles)),
+        operations=tuple(operations),
+        jobs=tuple(jobs),
+        alerts=tuple(alerts),
+        runbook_urls=runbook_urls,
+        name=str(name),
+        dashboards=dashboards,
     )

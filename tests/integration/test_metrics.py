@@ -13,7 +13,7 @@ import pytest
 from opentelemetry import metrics, trace
 
 from otel_dist.filesystem_metrics import FILESYSTEM_USAGE_METRIC, Filesystem, filesystems_of
-from otel_dist.metrics import DURATION_BUCKETS, MEMORY_LIMIT_METRIC, detect_memory_limit
+from otel_dist.metrics import DURATION_BUCKETS, MEMORY_LIMIT_METRIC, SIZE_BUCKETS, detect_memory_limit
 from otel_dist.settings import ConfigurationError, resolve
 from tests.support.otlp_receiver import OtlpReceiver, free_port, wait_for
 
@@ -31,6 +31,15 @@ def test_duration_histograms_use_second_buckets_and_carry_trace_exemplars(receiv
     assert point.count == 1
     [exemplar] = point.exemplars
     assert exemplar.trace_id == span.get_span_context().trace_id.to_bytes(16, "big")
+
+
+def test_size_histograms_use_byte_buckets(receiver, configure: OtlpReceiver) -> None:
+    telemetry = configure(endpoint=receiver.endpoint, **ONLY_METRICS)
+    metrics.get_meter("m").create_histogram("document.size", unit="By").record(250_000)
+    telemetry.force_flush(5)
+    [(_, point)] = receiver.latest_points("document.size")
+    assert tuple(point.explicit_bounds) == SIZE_BUCKETS
+    assert list(point.bucket_counts)[SIZE_BUCKETS.index(250_000)] == 1  # le 250 kB: an upper bound is inclusive
 
 
 def test_exponential_histograms_on_request(receiver, configure: OtlpReceiver) -> None:

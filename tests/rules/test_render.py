@@ -48,9 +48,9 @@ def test_render_check_passes_on_the_repository_and_fails_on_a_stale_copy(
     assert f"differs from a fresh rendering: {stale}" in capsys.readouterr().err
     # Without --check the same command repairs it, and a second run changes nothing.
     assert main(["rules", "render", "--spec", str(SPEC_PATH), "--rules-dir", str(rules), "--dashboards-dir", "-"]) == 0
-    assert "1 of 4 files changed" in capsys.readouterr().out
+    assert "1 of 5 files changed" in capsys.readouterr().out
     assert main(["rules", "render", "--spec", str(SPEC_PATH), "--rules-dir", str(rules), "--dashboards-dir", "-"]) == 0
-    assert "0 of 4 files changed" in capsys.readouterr().out
+    assert "0 of 5 files changed" in capsys.readouterr().out
 
 
 def test_every_alert_has_severity_summary_description_with_the_value_and_runbook(

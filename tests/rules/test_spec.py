@@ -128,6 +128,43 @@ def test_the_shipped_spec_loads(spec: Spec) -> None:
         ("services", [{**CHECKOUT, "availability": {"target": 1.5}}], "services[0].availability.target", "0 and 1"),
         ("services", [{**CHECKOUT, "latency": {"critical": 0.5}}], "services[0].latency.critical", "above warning"),
         ("services", [{**CHECKOUT, "colour": "blue"}], "services[0].colour", "unknown field"),
+        (
+            "defaults.db_slow_queries.threshold_seconds",
+            0.3,
+            "defaults.db_slow_queries.threshold_seconds",
+            "bucket edge",
+        ),
+        ("defaults.db_slow_queries.warning", 2, "defaults.db_slow_queries.warning", "between 0 and 1"),
+        ("defaults.cache_hit_ratio.critical_below", 0.6, "defaults.cache_hit_ratio.critical_below", "below warning"),
+        ("defaults.cache_hit_ratio", {"warning_for": "5m"}, "defaults.cache_hit_ratio", "needs warning_below"),
+        ("defaults.cache_hit_ratio.min_lookup_rate", -1, "defaults.cache_hit_ratio.min_lookup_rate", "zero or"),
+        ("operations[0].name", DELETE, "operations[0].name", "is required"),
+        ("operations[0].by", ["operation_name"], "operations[0].by[0]", "kept or summed"),
+        ("operations[0].by", ["document.type"], "operations[0].by[0]", "must be a label name"),
+        ("operations[0].selector", 'instance="a"', "operations[0].selector", "may match only"),
+        ("operations[0].latency.percentile", 99, "operations[0].latency.percentile", "between 0 and 1"),
+        ("operations[0].error_ratio.critical", 0.0001, "operations[0].error_ratio.critical", "above warning"),
+        ("operations[0].memory.warning", "100MB", "operations[0].memory.warning", "must be a number"),
+        ("operations[0].timeout_ratio.warnign", 0.1, "operations[0].timeout_ratio.warnign", "unknown field"),
+        ("operations", [{"name": "x"}], "operations[0]", "needs at least one"),
+        ("operations", {"name": "x"}, "operations", "must be a list"),
+        ("jobs[0].max_age", "26 hours", "jobs[0].max_age", "duration"),
+        ("jobs[0].max_age_critical", "1h", "jobs[0].max_age_critical", "longer than max_age"),
+        ("jobs[0].lookback", "1d", "jobs[0].lookback", "longer than the maximum age"),
+        ("jobs", [{"name": "x"}], "jobs[0]", "needs max_age"),
+        ("alerts[0].alert", "security-spike", "alerts[0].alert", "CamelCase"),
+        ("alerts[0].expr", "sum(rate(x[5m])", "alerts[0].expr", "unclosed"),
+        ("alerts[0].expr", "sum(rate(x[5m]))) > 1", "alerts[0].expr", "unbalanced"),
+        ("alerts[0].severity", "page", "alerts[0].severity", "critical, warning, info"),
+        ("alerts[0].description", "no value here", "alerts[0].description", "current value"),
+        ("alerts[0].summary", "", "alerts[0].summary", "non-empty"),
+        ("alerts[0].for", "5 minutes", "alerts[0].for", "duration"),
+        ("alerts[0].labels", {"severity": "page"}, "alerts[0].labels.severity", "set by the rules"),
+        ("alerts[0].colour", "x", "alerts[0].colour", "unknown field"),
+        ("runbook_urls", {"JobStale": "ftp://x/y.md"}, "runbook_urls.JobStale", "http(s)://"),
+        ("runbook_urls", {"job-stale": "https://x/y.md"}, "runbook_urls.job-stale", "not an alert name"),
+        ("name", "Parser!", "name", "lowercase"),
+        ("dashboards", "operations", "dashboards", "must be a list"),
     ],
 )
 def test_a_bad_spec_names_the_field(tmp_path: Path, path: str, value: Any, field: str, says: str) -> None:
@@ -213,8 +250,8 @@ def test_the_installed_command_renders(tmp_path: Path) -> None:
         ]
     )
     assert result.returncode == 0, result.stderr
-    assert "9 of 9 files changed" in result.stdout
-    assert sorted(p.name for p in (tmp_path / "rules").iterdir())[0] == "otel-dist-platform-alerts.yml"
+    assert "10 of 10 files changed" in result.stdout
+    assert "otel-dist-platform-alerts.yml" in {p.name for p in (tmp_path / "rules").iterdir()}
 
 
 # --- per-service objectives -------------------------------------------------------------------------------------
@@ -299,6 +336,7 @@ def test_objectives_set_to_null_render_nothing(tmp_path: Path) -> None:
         if key != "min_request_rate":
             data["defaults"][key] = None
     data["baseline"] = None
+    data["operations"] = data["jobs"] = data["alerts"] = None
     groups = rule_groups(load_spec(write_spec(tmp_path, data)))
     alerts = {r["alert"] for gs in groups.values() for g in gs for r in g["rules"] if "alert" in r}
     assert alerts == {
@@ -341,3 +379,72 @@ def test_an_absolute_free_space_floor_renders_its_own_tier(tmp_path: Path) -> No
     assert critical["for"] == "1m"
     assert critical["annotations"]["description"].endswith("(critical below 1GiB).")
     assert by_tier["bytes", "warning"]["annotations"]["description"].endswith("(warning below 18.63GiB).")
+
+
+def test_the_domain_sections_load(spec: Spec) -> None:
+    (operation,) = spec.operations
+    assert (operation.name, operation.by, operation.min_rate) == ("document.parse", ("document_type",), 0.01)
+    assert operation.selector('operation_outcome="error"') == (
+        '{operation_name="document.parse", job="parser", operation_outcome="error"}'
+    )
+    assert operation.timeout_ratio is not None
+    assert (operation.timeout_ratio.warning, operation.timeout_ratio.critical) == (0.001, 0.01)
+    assert operation.memory is not None
+    assert operation.memory.threshold.critical == 500 * 2**20
+    (job,) = spec.jobs
+    assert (job.name, str(job.max_age), str(job.max_age_critical), str(job.lookback)) == (
+        "scrape.bills",
+        "26h",
+        "50h",
+        "1w",
+    )
+    assert [a.alert for a in spec.alerts] == ["SecurityEventsHigh"]
+    o = spec.scopes[0].objectives
+    assert o.db_slow_queries is not None
+    assert (o.db_slow_queries.threshold_seconds, o.db_slow_queries.threshold.warning) == (1.0, 0.01)
+    assert o.cache_hit_ratio is not None
+    assert (o.cache_hit_ratio.threshold.warning, o.cache_hit_ratio.min_lookup_rate) == (0.5, 0.1)
+
+
+def test_runbook_urls_override_the_base_and_must_name_a_rendered_alert(tmp_path: Path) -> None:
+    data = mutated("runbook_urls", {"JobStale": "https://wiki.example/scrapers/stale.md"})
+    groups = rule_groups(load_spec(write_spec(tmp_path, data)))
+    urls = {
+        r["alert"]: r["annotations"]["runbook_url"]
+        for gs in groups.values()
+        for g in gs
+        for r in g["rules"]
+        if "alert" in r
+    }
+    assert urls["JobStale"] == "https://wiki.example/scrapers/stale.md"
+    assert urls["JobFailureRateHigh"].endswith("/runbooks/JobFailureRateHigh.md")
+    data["runbook_urls"] = {"ParseTimeP99High": "https://wiki.example/x.md"}
+    with pytest.raises(SpecError) as caught:
+        rule_groups(load_spec(write_spec(tmp_path, data)))
+    assert caught.value.field == "runbook_urls.ParseTimeP99High"
+    assert "no alert of this name" in caught.value.message
+
+
+def test_custom_alerts_get_the_spec_labels_and_their_own(tmp_path: Path) -> None:
+    data = mutated("labels", {"team": "docs"})
+    data["alerts"] = [
+        {
+            "alert": "QueueDeep",
+            "expr": 'max by (job) (queue_depth{job="worker"}) > 100',
+            "severity": "critical",
+            "for": "10m",
+            "summary": "{{ $labels.job }}: queue {{ $value }} deep",
+            "description": "The queue of {{ $labels.job }} holds {{ $value }} items.",
+            "labels": {"tier": "backend"},
+        }
+    ]
+    groups = rule_groups(load_spec(write_spec(tmp_path, data)))
+    (custom,) = next(g for g in groups["otel-dist-domain-alerts.yml"] if g["name"] == "otel-dist-custom")["rules"]
+    assert custom["for"] == "10m"
+    assert custom["labels"] == {
+        "severity": "critical",
+        "service": "{{ $labels.job }}",
+        "tier": "backend",
+        "team": "docs",
+    }
+    assert custom["annotations"]["runbook_url"].endswith("/runbooks/QueueDeep.md")
