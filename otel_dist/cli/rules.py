@@ -38,6 +38,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"where the dashboards go (default {DEFAULT_DASHBOARDS_DIR}); '-' skips them",
     )
     render.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="an application's own folder: rules go to OUT/rules, dashboards to OUT/dashboards",
+    )
+    render.add_argument(
         "--check", action="store_true", help="write nothing; exit status 1 when a file is missing or differs"
     )
 
@@ -48,14 +54,18 @@ def run(args: argparse.Namespace) -> int:
     from otel_dist.rules.render import render
     from otel_dist.rules.spec import SpecError, load_spec
 
+    rules_dir, dashboards_dir = args.rules_dir, args.dashboards_dir
+    if args.out is not None:
+        rules_dir = args.out / "rules" if rules_dir == DEFAULT_RULES_DIR else rules_dir
+        dashboards_dir = args.out / "dashboards" if dashboards_dir == DEFAULT_DASHBOARDS_DIR else dashboards_dir
     try:
         spec = load_spec(args.spec)
+        outputs: list[tuple[Path, dict[str, str]]] = [(rules_dir, render(spec))]
+        if str(dashboards_dir) != "-":
+            outputs.append((dashboards_dir, render_dashboards(spec)))
     except SpecError as error:
         print(f"otel-dist rules: {args.spec}: {error}", file=sys.stderr)
         return 2
-    outputs: list[tuple[Path, dict[str, str]]] = [(args.rules_dir, render(spec))]
-    if str(args.dashboards_dir) != "-":
-        outputs.append((args.dashboards_dir, render_dashboards(spec)))
 
     stale = []
     for directory, files in outputs:
@@ -73,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         for path in stale:
             print(f"differs from a fresh rendering: {path}", file=sys.stderr)
         if stale:
-            print(f"run: otel-dist rules render --spec {args.spec}", file=sys.stderr)
+            where = f" --out {args.out}" if args.out is not None else ""
+            print(f"run: otel-dist rules render --spec {args.spec}{where}", file=sys.stderr)
             return 1
         print(f"{total} files match {args.spec}")
         return 0

@@ -12,12 +12,13 @@ and, on the logs dashboard, ``$request_id`` and ``$trace_id``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from otel_dist.rules import catalog as m
 from otel_dist.rules.render import num, quantile_name
-from otel_dist.rules.spec import Scope, Spec
+from otel_dist.rules.spec import Scope, Spec, SpecError
 
 PROMETHEUS: Final = {"type": "prometheus", "uid": "prometheus"}
 LOKI: Final = {"type": "loki", "uid": "loki"}
@@ -759,18 +760,201 @@ def pipeline(spec: Spec) -> dict[str, Any]:
     )
 
 
-DASHBOARDS: Final = {
+# --- domain dashboards: rendered when a spec lists them (``dashboards:``) ---------------------------------------
+
+
+def _prefix(spec: Spec) -> str:
+    return spec.name or "otel-dist"
+
+
+def operations(spec: Spec) -> dict[str, Any]:
+    """Tracked operations (otel_dist.track_operation): runs by outcome, failure shares, latency, sizes, memory."""
+    outcomes, by_op = m.OPERATION_OUTCOMES, "job, operation_name"
+    failing = f'{outcomes}{{{SERVICE}, operation_outcome!="success"}}'
+
+    def quantiles(metric: str, by: str, selector: str = SERVICE) -> list[tuple[str, str]]:
+        legend = " ".join(f"{{{{{label.strip()}}}}}" for label in by.split(",")[1:])
+        return [
+            (
+                f"histogram_quantile({num(q)}, sum by ({by}, le) (rate({metric}{{{selector}}}[{RATE}])))",
+                f"{quantile_name(q)} {legend}",
+            )
+            for q in (0.5, 0.95, 0.99)
+        ]
+
+    rows = [
+        Row(
+            "Runs",
+            [
+                Panel(
+                    "Runs by operation and outcome",
+                    [
+                        (
+                            f"sum by ({by_op}, operation_outcome) (rate({outcomes}{{{SERVICE}}}[{RATE}]))",
+                            "{{operation_name}} {{operation_outcome}}",
+                        )
+                    ],
+                    unit="ops",
+                    stack=True,
+                ),
+                Panel(
+                    "Errors and timeouts / runs",
+                    [
+                        (
+                            f"sum by ({by_op}, operation_outcome) (rate({failing}[{RATE}]))\n"
+                            f"/ ignoring (operation_outcome) group_left\n"
+                            f"sum by ({by_op}) (rate({outcomes}{{{SERVICE}}}[{RATE}]))",
+                            "{{operation_name}} {{operation_outcome}}",
+                        )
+                    ],
+                    unit="percentunit",
+                    description="outcome error: an exception (error_type); timeout: TimeoutError.",
+                ),
+                Panel(
+                    "Failures by exception type",
+                    [
+                        (
+                            f"sum by ({by_op}, error_type) (rate({failing}[{RATE}]))",
+                            "{{operation_name}} {{error_type}}",
+                        )
+                    ],
+                    unit="ops",
+                ),
+                Panel(
+                    "In progress",
+                    [(f"sum by ({by_op}) ({m.OPERATION_ACTIVE}{{{SERVICE}}})", "{{operation_name}}")],
+                ),
+            ],
+        ),
+        Row(
+            "Duration, input size, peak memory",
+            [
+                Panel("Duration", quantiles(m.OPERATION_DURATION_BUCKET, by_op), unit="s"),
+                Panel("Input size", quantiles(m.OPERATION_INPUT_SIZE_BUCKET, by_op), unit="bytes"),
+                Panel(
+                    "Peak memory (track_memory=True)",
+                    quantiles(m.OPERATION_MEMORY_PEAK_BUCKET, by_op),
+                    unit="bytes",
+                    description="Peak of Python allocations during a run (tracemalloc).",
+                ),
+            ],
+        ),
+    ]
+    for op in spec.operations:
+        if not op.by:
+            continue
+        by = ", ".join(["job", *op.by])
+        selector = f'{SERVICE}, operation_name="{op.name}"'
+        panels = [
+            Panel(
+                f"{op.name}: duration by {', '.join(op.by)}",
+                quantiles(m.OPERATION_DURATION_BUCKET, by, selector),
+                unit="s",
+            ),
+            Panel(
+                f"{op.name}: errors and timeouts by {', '.join(op.by)}",
+                [
+                    (
+                        f'sum by ({by}, operation_outcome) (rate({outcomes}{{{selector}, operation_outcome!="success"}}'
+                        f"[{RATE}]))",
+                        " ".join(f"{{{{{label}}}}}" for label in op.by) + " {{operation_outcome}}",
+                    )
+                ],
+                unit="ops",
+            ),
+        ]
+        if op.memory is not None:
+            panels.append(
+                Panel(
+                    f"{op.name}: peak memory by {', '.join(op.by)}",
+                    quantiles(m.OPERATION_MEMORY_PEAK_BUCKET, by, selector),
+                    unit="bytes",
+                    thresholds=[v for v in (op.memory.threshold.warning, op.memory.threshold.critical) if v],
+                )
+            )
+        rows.append(Row(op.name, panels))
+    prefix = _prefix(spec)
+    return dashboard(
+        f"{prefix}-operations",
+        f"{prefix} / Operations",
+        rows,
+        description="Domain operations tracked by otel_dist.track_operation: outcomes, duration, input size, memory.",
+    )
+
+
+def security(spec: Spec) -> dict[str, Any]:
+    """Security events (otel_dist.security_event) by kind and reason, against the request rate."""
+    events = m.SECURITY_EVENTS
+    rows = [
+        Row(
+            "Security events",
+            [
+                Panel(
+                    "Events by kind and reason",
+                    [
+                        (
+                            f"sum by (job, security_event_kind, security_event_reason) "
+                            f"(rate({events}{{{SERVICE}}}[{RATE}]))",
+                            "{{security_event_kind}} {{security_event_reason}}",
+                        )
+                    ],
+                    unit="ops",
+                    stack=True,
+                ),
+                Panel(
+                    "Events / requests",
+                    [
+                        (
+                            f"sum by (job) (rate({events}{{{SERVICE}}}[{RATE}]))\n/\n"
+                            f"sum by (job) (rate({m.HTTP_DURATION_COUNT}{{{SERVICE}}}[{RATE}]))",
+                            "{{job}}",
+                        )
+                    ],
+                    unit="percentunit",
+                ),
+            ],
+        )
+    ]
+    prefix = _prefix(spec)
+    return dashboard(
+        f"{prefix}-security",
+        f"{prefix} / Security events",
+        rows,
+        description="Validation failures, rejected input and failed authentication (otel_dist.security_event).",
+    )
+
+
+#: The dashboards a spec renders unless it lists others (``dashboards:``).
+GENERIC_DASHBOARDS: Final = {
     "service-overview.json": service_overview,
     "slo.json": slo,
     "runtime.json": runtime,
     "logs.json": logs,
     "telemetry-pipeline.json": pipeline,
 }
+DASHBOARDS: Final = {**GENERIC_DASHBOARDS, "operations.json": operations, "security.json": security}
+
+
+Builder = Callable[[Spec], dict[str, Any]]
+
+
+def selected(spec: Spec) -> dict[str, Builder]:
+    """File name -> builder of the dashboards the spec renders; an unknown name is a SpecError."""
+    if spec.dashboards is None:
+        return dict(GENERIC_DASHBOARDS)
+    chosen: dict[str, Builder] = {}
+    for index, stem in enumerate(spec.dashboards):
+        name = f"{stem}.json"
+        if name not in DASHBOARDS:
+            known = ", ".join(sorted(n.removesuffix(".json") for n in DASHBOARDS))
+            raise SpecError(f"dashboards[{index}]", f"must be one of {known}, got {stem!r}")
+        chosen[name] = DASHBOARDS[name]
+    return chosen
 
 
 def render_dashboards(spec: Spec) -> dict[str, str]:
     """File name -> dashboard JSON text (sorted keys, two-space indent, trailing newline)."""
-    return {name: json.dumps(build(spec), indent=2, sort_keys=True) + "\n" for name, build in DASHBOARDS.items()}
+    return {name: json.dumps(build(spec), indent=2, sort_keys=True) + "\n" for name, build in selected(spec).items()}
 
 
 def queries(model: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from otel_dist.cli.main import main
-from otel_dist.rules.dashboards import DASHBOARDS, render_dashboards
+from otel_dist.rules.dashboards import GENERIC_DASHBOARDS, render_dashboards
 from otel_dist.rules.render import RULE_FILES, render
 from otel_dist.rules.spec import SEVERITIES, Spec, load_spec
 from tests.rules.conftest import DASHBOARDS_DIR, RULES_DIR, SPEC_PATH
@@ -30,7 +31,7 @@ def test_the_committed_rules_are_the_rendering_of_the_committed_spec(spec: Spec)
 
 def test_the_committed_dashboards_are_the_rendering_of_the_committed_spec(spec: Spec) -> None:
     committed = {p.name: p.read_text() for p in DASHBOARDS_DIR.glob("*.json")}
-    assert set(committed) == set(DASHBOARDS)
+    assert set(committed) == set(GENERIC_DASHBOARDS)
     assert committed == render_dashboards(spec), "run: otel-dist rules render"
 
 
@@ -105,3 +106,26 @@ def test_recording_rule_names_follow_the_convention(groups: dict[str, list[dict[
         assert re.fullmatch(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", name), name
     group_names = [g["name"] for gs in groups.values() for g in gs]
     assert len(group_names) == len(set(group_names))
+
+
+def test_an_application_spec_renders_into_its_own_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    data = yaml.safe_load(SPEC_PATH.read_text())
+    data.update(name="parser", dashboards=["operations", "security"], baseline=None)
+    spec_path = tmp_path / "objectives.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "monitoring"
+    assert main(["rules", "render", "--spec", str(spec_path), "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "rules").iterdir()) == sorted(RULE_FILES)
+    assert sorted(p.name for p in (out / "dashboards").iterdir()) == ["operations.json", "security.json"]
+    operations = json.loads((out / "dashboards/operations.json").read_text())
+    assert (operations["uid"], operations["title"]) == ("parser-operations", "parser / Operations")
+    titles = [p["title"] for p in operations["panels"]]
+    assert "document.parse: duration by document_type" in titles
+    assert main(["rules", "render", "--spec", str(spec_path), "--out", str(out), "--check"]) == 0
+    data["dashboards"] = ["operations", "billing"]
+    spec_path.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["rules", "render", "--spec", str(spec_path), "--out", str(out)]) == 2
+    assert "dashboards[1]: must be one of" in capsys.readouterr().err
