@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from otel_dist.cli import regression as regression_cli
 from otel_dist.cli import rules as rules_cli
 from otel_dist.cli import stack as stack_cli
 from otel_dist.settings import ConfigurationError, resolve
@@ -18,12 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--no-check", action="store_true", help="do not send the empty OTLP export requests")
     stack_cli.add_parser(commands)
     rules_cli.add_parser(commands)
+    regression_cli.add_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "stack":
         return stack_cli.run(args)
     if args.command == "rules":
         return rules_cli.run(args)
+    if args.command == "regression":
+        return regression_cli.run(args)
 
     if args.command == "doctor":
         from otel_dist.cli.doctor import report

@@ -229,6 +229,8 @@ class BaselineEntry:
     labels: tuple[tuple[str, str], ...]
     latency_seconds: float | None
     request_rate: float | None
+    #: Share of failed requests or runs (5xx, or operation outcomes other than success): the regression check's.
+    error_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -395,6 +397,13 @@ def _ratio(value: object, path: str) -> float:
     number = _number(value, path)
     if not 0 < number < 1:
         raise SpecError(path, f"must be a number between 0 and 1 (exclusive), got {_show(value)}")
+    return number
+
+
+def _share(value: object, path: str) -> float:
+    number = _number(value, path)
+    if not 0 <= number <= 1:
+        raise SpecError(path, f"must be a number from 0 to 1, got {_show(value)}")
     return number
 
 
@@ -742,14 +751,15 @@ def load_baseline(path: Path) -> tuple[BaselineEntry, ...]:
             raise SpecError(entry_reader.at("labels"), "must name the route (http_route) for the HTTP duration")
         latency = _optional(entry_reader, "latency_seconds", _positive)
         rate = _optional(entry_reader, "request_rate", _positive)
+        errors = _optional(entry_reader, "error_ratio", _share)
         entry_reader.finish()
-        if latency is None and rate is None:
-            raise SpecError(at, "needs latency_seconds, request_rate or both")
+        if latency is None and rate is None and errors is None:
+            raise SpecError(at, "needs latency_seconds, request_rate, error_ratio or several")
         key = (metric, labels)
         if key in seen:
             raise SpecError(at, "duplicates an earlier entry (same metric and labels)")
         seen.add(key)
-        entries.append(BaselineEntry(metric, labels, latency, rate))
+        entries.append(BaselineEntry(metric, labels, latency, rate, errors))
     return tuple(entries)
 
 

@@ -188,7 +188,7 @@ def test_a_bad_spec_names_the_field(tmp_path: Path, path: str, value: Any, field
         (
             "version: 1\nentries:\n  - labels: {job: a, http_route: /x}\n",
             "entries[0]",
-            "latency_seconds, request_rate or both",
+            "latency_seconds, request_rate, error_ratio or several",
         ),
         (
             "version: 1\nentries:\n  - metric: 'bad name'\n    labels: {job: a}\n    request_rate: 1\n",
@@ -200,6 +200,11 @@ def test_a_bad_spec_names_the_field(tmp_path: Path, path: str, value: Any, field
             "  - {labels: {job: a, http_route: /x}, request_rate: 2}\n",
             "entries[1]",
             "duplicates",
+        ),
+        (
+            "version: 1\nentries:\n  - labels: {job: a, http_route: /x}\n    error_ratio: 2\n",
+            "entries[0].error_ratio",
+            "from 0 to 1",
         ),
         ("version: 2\nentries: []\n", "version", "must be 1"),
         ("entries: [\n", "baseline.yaml", "not valid YAML"),
