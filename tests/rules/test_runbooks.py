@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,11 @@ from otel_dist.stack.supervisor import REPO_ROOT
 from tests.rules.conftest import RUNBOOKS_DIR, load_yaml
 
 RUNBOOKS = runbook_paths(RUNBOOKS_DIR)
+#: The shipped runbooks and the examples' own (examples/<name>/runbooks/): the same structure for all.
+ALL_RUNBOOKS = [
+    *RUNBOOKS.values(),
+    *(p for d in sorted(REPO_ROOT.glob("examples/*/runbooks")) for p in runbook_paths(d).values()),
+]
 LOKI_INDEX_LABELS = {
     label.replace(".", "_")
     for label in load_yaml(REPO_ROOT / "loki/loki.yaml")["distributor"]["otlp_config"][
@@ -34,9 +40,9 @@ def test_runbook_urls_point_at_the_runbook_files(spec: Spec, alert_rules: list[d
         assert url.removeprefix(spec.runbook_base_url + "/") == RUNBOOKS[rule["alert"]].name
 
 
-@pytest.mark.parametrize("name", sorted(RUNBOOKS))
-def test_runbook_structure(name: str) -> None:
-    text = RUNBOOKS[name].read_text()
+@pytest.mark.parametrize("path", ALL_RUNBOOKS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_runbook_structure(path: Path) -> None:
+    name, text = path.stem, path.read_text()
     assert text.startswith(f"# {name}\n")
     positions = [text.find(f"\n{section}\n") for section in SECTIONS]
     assert all(p > 0 for p in positions), f"{name}: needs the sections {SECTIONS}"
@@ -50,9 +56,10 @@ def test_runbook_structure(name: str) -> None:
     assert any(f"silence add alertname={name}" in code for code in silence), name
 
 
-@pytest.mark.parametrize("name", sorted(RUNBOOKS))
-def test_runbook_queries_are_well_formed(name: str) -> None:
-    for block in blocks(RUNBOOKS[name].read_text()):
+@pytest.mark.parametrize("path", ALL_RUNBOOKS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_runbook_queries_are_well_formed(path: Path) -> None:
+    name = path.stem
+    for block in blocks(path.read_text()):
         code = block.code
         for placeholder in re.findall(r"\$[a-z_]+", code):
             assert placeholder in PLACEHOLDERS, f"{name}: unknown placeholder {placeholder}"
