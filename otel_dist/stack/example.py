@@ -219,9 +219,9 @@ def app_environment(
     return environment
 
 
-def app_command(port: int, *, wrapper: bool = False) -> list[str]:
-    """uvicorn serving the example app on ``127.0.0.1:port``, under ``opentelemetry-instrument`` if ``wrapper``."""
-    command = [sys.executable, "-m", "uvicorn", APP, "--host", LOOPBACK, "--port", str(port)]
+def app_command(port: int, *, wrapper: bool = False, app: str = APP) -> list[str]:
+    """uvicorn serving ``app`` on ``127.0.0.1:port``, under ``opentelemetry-instrument`` if ``wrapper``."""
+    command = [sys.executable, "-m", "uvicorn", app, "--host", LOOPBACK, "--port", str(port)]
     if wrapper:
         instrument = Path(sys.executable).parent / "opentelemetry-instrument"
         if not instrument.exists():
@@ -239,16 +239,18 @@ def start_example_app(
     env: Mapping[str, str] | None = None,
     port: int | None = None,
     ready_timeout: float = READY_TIMEOUT,
+    app: str = APP,
 ) -> ExampleApp:
     """Serve the example app as ``service`` and wait until it accepts connections.
 
     ``otlp_endpoint``: where it exports (``OTEL_EXPORTER_OTLP_ENDPOINT``). ``wrapper``: run it under
     ``opentelemetry-instrument`` with its own ``configure()`` call skipped. ``env``: more settings
     (``OTEL_TRACES_SAMPLER``, ...). Its output goes to ``log_path`` (truncated first). Readiness is a TCP
-    connection, not a request: a request would add telemetry of its own.
+    connection, not a request: a request would add telemetry of its own. ``app``: another ASGI application of the
+    repository (``examples.parser_service.app:app``).
     """
     port = port or free_port()
-    command = app_command(port, wrapper=wrapper)
+    command = app_command(port, wrapper=wrapper, app=app)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -259,13 +261,13 @@ def start_example_app(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    app = ExampleApp(process=process, port=port, log_path=log_path, command=tuple(command))
+    running = ExampleApp(process=process, port=port, log_path=log_path, command=tuple(command))
     try:
-        _wait_listening(app, ready_timeout)
+        _wait_listening(running, ready_timeout)
     except BaseException:
-        app.stop(timeout=5)
+        running.stop(timeout=5)
         raise
-    return app
+    return running
 
 
 def _wait_listening(app: ExampleApp, timeout: float) -> None:

@@ -10,25 +10,21 @@ errors below the threshold.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from otel_dist.rules.alertmanager import local_variant
-from otel_dist.rules.render import render
 from otel_dist.rules.spec import load_spec
 from otel_dist.stack import http
 from otel_dist.stack.example import Request, start_example_app
 from otel_dist.stack.example import send as send_requests
-from otel_dist.stack.supervisor import LOCAL_ONLY_CONFIGS, REPO_ROOT, SHARED_CONFIGS, Ports, Stack, start_stack
+from otel_dist.stack.supervisor import REPO_ROOT, Stack
+from tests.e2e.alerting_stack import rendered_with, start_alerting_stack
 from tests.e2e.conftest import APP_ENV, eventually
 from tests.rules.webhook import WebhookReceiver
-from tests.stack.binaries import stack_binaries
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
@@ -37,39 +33,9 @@ ALERT = "HTTPErrorRateHigh"
 DELIVERY_WAIT = 90.0
 
 
-def test_config(repo: Path, receiver_url: str) -> None:
-    """A copy of the repository's stack configs with test timings, laid out as start_stack(repo=...) expects."""
-    for path in (*SHARED_CONFIGS, *LOCAL_ONLY_CONFIGS):
-        source, target = REPO_ROOT / path, repo / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_file():
-            shutil.copy(source, target)
-    # Prometheus: rules evaluated every second.
-    prometheus = yaml.safe_load((REPO_ROOT / "prometheus/prometheus.yml").read_text())
-    prometheus["global"]["evaluation_interval"] = "1s"
-    (repo / "prometheus/prometheus.yml").write_text(yaml.safe_dump(prometheus, sort_keys=False))
-    # Rules: the shipped spec, rendered by the product, with the error-ratio alerts' `for` shortened.
-    spec = yaml.safe_load((REPO_ROOT / "prometheus/objectives.yaml").read_text())
+def shorten(spec: dict[str, Any]) -> None:
+    """The shipped spec with the error-ratio alerts' `for` shortened."""
     spec["defaults"]["error_ratio"].update(warning_for="5s", critical_for="5s")
-    (repo / "prometheus/objectives.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    shutil.copy(REPO_ROOT / "prometheus/baseline.yaml", repo / "prometheus/baseline.yaml")
-    (repo / "prometheus/rules").mkdir(parents=True, exist_ok=True)
-    for name, text in render(load_spec(repo / "prometheus/objectives.yaml")).items():
-        (repo / "prometheus/rules" / name).write_text(text)
-    # Alertmanager: the same routes, receivers on the test's webhook server, short timings.
-    (repo / "alertmanager/alertmanager.yml").write_text(
-        local_variant(
-            REPO_ROOT / "alertmanager/alertmanager.yml",
-            base_url=receiver_url,
-            secrets_dir=repo / "alertmanager/secrets",
-            # group_wait above Prometheus's send delay: Alertmanager flushes a new group at once when its first
-            # alert started more than group_wait ago, and could then beat the inhibitor to the critical alert.
-            timings={"group_wait": "3s", "group_interval": "1s", "repeat_interval": "1h"},
-        )
-    )
-
-
-test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +49,8 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture(scope="module")
 def alerting_stack(tmp_path_factory: pytest.TempPathFactory, receiver: WebhookReceiver) -> Iterator[Stack]:
-    repo = tmp_path_factory.mktemp("alerting-repo")
-    test_config(repo, receiver.url)
-    stack = start_stack(
-        ports=Ports.free(), data_dir=tmp_path_factory.mktemp("alerting-stack"), binaries=stack_binaries(), repo=repo
-    )
+    rules = rendered_with(REPO_ROOT / "prometheus/objectives.yaml", shorten)
+    stack = start_alerting_stack(tmp_path_factory, receiver.url, rules)
     try:
         yield stack
     finally:

@@ -1,0 +1,69 @@
+"""A stack of its own for alert delivery tests: the repository's configs with test timings and given rules.
+
+Prometheus evaluates every second and loads the rule files given (rendered by the product from a spec with short
+``for`` durations); Alertmanager runs the local variant of alertmanager.yml (otel_dist.rules.alertmanager), whose
+receivers all point at a webhook server of the test. Used by test_alerting.py (the shipped spec) and by the
+examples' tests (their own specs).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from otel_dist.rules.alertmanager import local_variant
+from otel_dist.rules.render import render
+from otel_dist.rules.spec import parse_spec
+from otel_dist.stack.supervisor import LOCAL_ONLY_CONFIGS, REPO_ROOT, SHARED_CONFIGS, Ports, Stack, start_stack
+from tests.stack.binaries import stack_binaries
+
+#: Alertmanager timings of the tests. group_wait above Prometheus's send delay: Alertmanager flushes a new group
+#: at once when its first alert started more than group_wait ago, and could then beat the inhibitor to the
+#: critical alert.
+TIMINGS = {"group_wait": "3s", "group_interval": "1s", "repeat_interval": "1h"}
+
+
+def rendered_with(spec_path: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, str]:
+    """The rule files of the spec at ``spec_path`` after ``change`` (e.g. shorter ``for``), rendered by the product."""
+    data = yaml.safe_load(spec_path.read_text())
+    change(data)
+    return render(parse_spec(data, source=spec_path))
+
+
+def write_alerting_config(repo: Path, receiver_url: str, rules: Mapping[str, str]) -> None:
+    """A copy of the repository's stack configs with test timings, laid out as start_stack(repo=...) expects."""
+    for path in (*SHARED_CONFIGS, *LOCAL_ONLY_CONFIGS):
+        source, target = REPO_ROOT / path, repo / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_file():
+            shutil.copy(source, target)
+    prometheus = yaml.safe_load((REPO_ROOT / "prometheus/prometheus.yml").read_text())
+    prometheus["global"]["evaluation_interval"] = "1s"
+    (repo / "prometheus/prometheus.yml").write_text(yaml.safe_dump(prometheus, sort_keys=False))
+    (repo / "prometheus/rules").mkdir(parents=True, exist_ok=True)
+    for name, text in rules.items():
+        (repo / "prometheus/rules" / name).write_text(text)
+    (repo / "alertmanager/alertmanager.yml").write_text(
+        local_variant(
+            REPO_ROOT / "alertmanager/alertmanager.yml",
+            base_url=receiver_url,
+            secrets_dir=repo / "alertmanager/secrets",
+            timings=TIMINGS,
+        )
+    )
+
+
+def start_alerting_stack(
+    tmp_path_factory: pytest.TempPathFactory, receiver_url: str, rules: Mapping[str, str]
+) -> Stack:
+    """Start a stack on free ports that evaluates ``rules`` every second and notifies ``receiver_url``."""
+    repo = tmp_path_factory.mktemp("alerting-repo")
+    write_alerting_config(repo, receiver_url, rules)
+    return start_stack(
+        ports=Ports.free(), data_dir=tmp_path_factory.mktemp("alerting-stack"), binaries=stack_binaries(), repo=repo
+    )
