@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import otel_dist
-from examples.parser_service.parser import DEFAULT_COLLECTOR_TIMEOUT, ValidationFailed, parse
+from examples.parser_service.parser import DEFAULT_COLLECTOR_TIMEOUT, MalformedDocument, ValidationFailed, parse
 
 COLLECTOR_TIMEOUT = float(os.environ.get("PARSER_COLLECTOR_TIMEOUT", DEFAULT_COLLECTOR_TIMEOUT))
 
@@ -55,6 +55,8 @@ def parse_document(request: ParseRequest) -> dict[str, Any] | JSONResponse:
             {"error": "validation_failure", "validation_type": error.validation_type, "detail": error.detail},
             status_code=status,
         )
+    except MalformedDocument as error:
+        return JSONResponse({"error": "malformed_document", "detail": str(error)}, status_code=422)
     except ValueError as error:
         return JSONResponse({"error": "bad_request", "detail": str(error)}, status_code=400)
     return {**result.summary(), "request_id": otel_dist.get_request_id()}

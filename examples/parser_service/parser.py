@@ -11,7 +11,8 @@
 3. **Collectors** (headings, links, code blocks, tables, images), each one ``track_operation("document.collect")``
    labelled by collector and document type, under a cooperative deadline: a collector past its timeout raises
    ``TimeoutError`` (outcome ``timeout``), any other exception is outcome ``error``; the parse goes on without it
-   and reports it in ``collector_errors``, as the seed's parse events do.
+   and reports it in ``collector_errors``, as the seed's parse events do. A document whose structure is broken
+   (a code fence never closed) fails the parse itself: :class:`MalformedDocument`, outcome ``error``.
 4. One structured ``document.parsed`` log line per document (size, duration, collector errors).
 
 Nothing here configures telemetry: without ``otel_dist.configure()`` in the process the metrics and spans are
@@ -65,6 +66,10 @@ class ValidationFailed(ValueError):
         super().__init__(f"{validation_type}: {detail}")
         self.validation_type = validation_type
         self.detail = detail
+
+
+class MalformedDocument(ValueError):
+    """The document cannot be parsed (a code fence never closed): a parse error, outcome ``error``."""
 
 
 class Deadline:
@@ -254,6 +259,9 @@ def parse(
                     result.found[name] = collect(lines, Deadline(collector_timeout, f"collector {name}"))
             except Exception as error:  # noqa: BLE001 - a failing collector must not fail the parse
                 result.collector_errors.append({"collector": name, "error": type(error).__name__})
+        fences = sum(1 for line in lines if line.startswith("```"))
+        if fences % 2:
+            raise MalformedDocument(f"a code fence is never closed ({fences} fence lines)")
     result.seconds = time.perf_counter() - started
     log.info(
         "document.parsed",
