@@ -177,10 +177,8 @@ def test_healthy_traffic_passes_the_regression_check_against_the_committed_basel
     parser_stack: Stack, run: ParserRun, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def all_buckets() -> None:
-        result = http.promql(
-            parser_stack.prometheus_url,
-            f'sum by (document_size_bucket) (operation_duration_seconds_count{{job="{SERVICE}", operation_name="document.parse"}})',
-        )
+        count = f'operation_duration_seconds_count{{job="{SERVICE}", operation_name="document.parse"}}'
+        result = http.promql(parser_stack.prometheus_url, f"sum by (document_size_bucket) ({count})")
         assert {r["metric"]["document_size_bucket"] for r in result} == {"small", "medium", "large"}
 
     eventually(all_buckets)
