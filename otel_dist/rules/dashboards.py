@@ -952,9 +952,21 @@ def selected(spec: Spec) -> dict[str, Builder]:
     return chosen
 
 
+def _named(spec: Spec, model: dict[str, Any]) -> dict[str, Any]:
+    """An application's spec (``name:``) prefixes every uid and title, so its dashboards sit next to the shipped
+    ones in one Grafana without clashing."""
+    if spec.name:
+        model["uid"] = f"{spec.name}-{model['uid'].removeprefix('otel-dist-').removeprefix(spec.name + '-')}"
+        model["title"] = f"{spec.name} / {model['title'].split(' / ', 1)[-1]}"
+    return model
+
+
 def render_dashboards(spec: Spec) -> dict[str, str]:
     """File name -> dashboard JSON text (sorted keys, two-space indent, trailing newline)."""
-    return {name: json.dumps(build(spec), indent=2, sort_keys=True) + "\n" for name, build in selected(spec).items()}
+    return {
+        name: json.dumps(_named(spec, build(spec)), indent=2, sort_keys=True) + "\n"
+        for name, build in selected(spec).items()
+    }
 
 
 def queries(model: dict[str, Any]) -> list[tuple[str, str, str]]:
