@@ -4,7 +4,8 @@
     OTEL_DIST_PROMETHEUS_MULTIPROCESS_DIR=/tmp/zip-metrics uvicorn examples.zip_service.app:app --port 8000
 
 * ``POST /api/v1/convert`` (the archive as the body): 200 with the result's ID and sizes; 413/422 for an archive
-  refused before extraction (a security event); 507 when the disk is full.
+  refused before extraction (a security event); 422 for a damaged one (its extraction fails); 507 when the disk
+  is full.
 * ``GET /api/v1/results/{id}``: the Markdown.
 * ``/health`` (liveness), ``/health/ready`` and ``/health/disk`` (at least ``ZIP_MIN_FREE_BYTES`` free where the
   work goes), ``/metrics`` in pull mode (``OTEL_METRICS_EXPORTER=prometheus`` with a multiprocess directory: the
@@ -22,6 +23,7 @@ import re
 import shutil
 import tempfile
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,8 @@ async def convert_archive(request: Request) -> dict[str, Any] | JSONResponse:
     try:
         extracted = extract(archive, WORK_DIR / "work", upload_size=len(blob))
         written = convert(extracted, WORK_DIR / "results" / f"{result_id}.md")
+    except zipfile.BadZipFile as error:  # a damaged member (bad CRC): the extraction failed, the upload is at fault
+        return JSONResponse({"error": "damaged_archive", "detail": str(error)[:200]}, status_code=422)
     except OSError as error:
         if error.errno != errno.ENOSPC:
             raise

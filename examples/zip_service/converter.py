@@ -3,10 +3,10 @@
 ``inspect`` checks an upload before anything touches the disk (not a ZIP, too large, too many files, a ZIP bomb,
 paths escaping the workspace): each rejection is a ``security_event("rejected_input", reason=...)`` and raises
 :class:`ArchiveRejected`. ``extract`` unpacks into a fresh workspace directory under one
-``track_operation("zip.extract")`` (duration, outcome, input size) and records the seed's extraction metrics:
-files per archive and bytes extracted. ``convert`` turns the extracted text files into one Markdown document under
-``track_operation("docs.convert")`` (its in-progress count is the seed's "active conversions"). Only the public
-APIs of otel-dist and OpenTelemetry are used.
+``track_operation("zip.extract")`` (duration, outcome, input size, peak memory) and records the seed's extraction
+metrics: files per archive and bytes extracted. ``convert`` turns the extracted text files into one Markdown
+document under ``track_operation("docs.convert")`` (its in-progress count is the seed's "active conversions").
+Only the public APIs of otel-dist and OpenTelemetry are used.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def inspect(blob: bytes) -> zipfile.ZipFile:
 def extract(archive: zipfile.ZipFile, work_dir: Path, *, upload_size: int) -> Extracted:
     """Unpack into ``work_dir/<uuid>``; the workspace is removed again when extraction fails."""
     workspace = work_dir / uuid.uuid4().hex
-    with otel_dist.track_operation("zip.extract", input_size=upload_size) as operation:
+    with otel_dist.track_operation("zip.extract", input_size=upload_size, track_memory=True) as operation:
         try:
             workspace.mkdir(parents=True)
             archive.extractall(workspace)
