@@ -12,13 +12,17 @@ The users:
 * ``ExampleApiUser``: the example FastAPI app (examples/fastapi_app): item reads, missing items, unhandled
   exceptions and slow requests, in the demo's proportions;
 * ``ParserUser``: the parser service (examples/parser_service): small, medium and large documents 10:5:1, as
-  seed 000's load test weighs them, and now and then one the strict profile rejects.
+  seed 000's load test weighs them, and now and then one the strict profile rejects;
+* ``ZipUser``: the ZIP-to-docs service (examples/zip_service): archives of a few pages converted and fetched,
+  and now and then an upload that is not an archive (refused, a security event).
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
+import zipfile
 from typing import Any, ClassVar
 
 from locust import HttpUser, between, events, task
@@ -139,3 +143,40 @@ class ParserUser(_Traced):
     @task(1)
     def rejected(self) -> None:
         self._parse("large", "strict", expected=413)  # above the strict profile's 100 kB: a security event
+
+
+def _archive(pages: int, seed: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+        for page in range(pages):
+            out.writestr(f"docs/page-{page}.md", _document(4_000, seed + page))
+    return buffer.getvalue()
+
+
+class ZipUser(_Traced):
+    """examples/zip_service: POST /api/v1/convert (a ZIP as the body), GET the result, and refused uploads."""
+
+    archives: ClassVar[list[bytes]] = [_archive(pages, pages) for pages in (1, 5, 20)]
+
+    @task(10)
+    def convert(self) -> None:
+        blob = self.archives[next(self.sent) % len(self.archives)]
+        headers = {**self.headers(), "Content-Type": "application/zip"}
+        with self.client.post("/api/v1/convert", data=blob, headers=headers, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"expected 200, got {response.status_code}")
+                return
+            result = response.json()["id"]
+        self.client.get(f"/api/v1/results/{result}", headers=self.headers(), name="/api/v1/results/{result_id}")
+
+    @task(1)
+    def not_an_archive(self) -> None:
+        with self.client.post(
+            "/api/v1/convert",
+            data=b"not a zip",
+            headers=self.headers(),
+            name="/api/v1/convert (refused)",
+            catch_response=True,
+        ) as response:
+            if response.status_code == 422:
+                response.success()

@@ -35,10 +35,12 @@ LOCUSTFILE: Final = REPO_ROOT / "examples/loadtest/locustfile.py"
 MAX_USERS: Final = 64
 MAX_REQUESTS: Final = 100_000
 MAX_SECONDS: Final = 600
-#: Example apps the capacity report can serve: name -> (ASGI app, locust user class).
+#: Example apps the capacity report can serve: name -> (ASGI app, locust user class, settings; {dir} is the
+#: run's own folder).
 APPS: Final = {
-    "parser": ("examples.parser_service.app:app", "ParserUser"),
-    "example-api": ("examples.fastapi_app.app:app", "ExampleApiUser"),
+    "parser": ("examples.parser_service.app:app", "ParserUser", {}),
+    "example-api": ("examples.fastapi_app.app:app", "ExampleApiUser", {}),
+    "zip-service": ("examples.zip_service.app:app", "ZipUser", {"ZIP_WORK_DIR": "{dir}/zip-work"}),
 }
 
 
@@ -234,9 +236,10 @@ def capacity(
     from otel_dist.otlp_sink import running_http_receiver
     from otel_dist.stack.example import start_example_app
 
-    asgi, user = APPS[app]
-    env = {"OTEL_DIST_SERVICE_VERSION": "capacity", "OTEL_TRACES_SAMPLER": "always_on"}
+    asgi, user, settings = APPS[app]
     folder = log_dir or Path(tempfile.mkdtemp(prefix="otel-dist-capacity-"))
+    env = {"OTEL_DIST_SERVICE_VERSION": "capacity", "OTEL_TRACES_SAMPLER": "always_on"}
+    env.update({name: value.format(dir=folder) for name, value in settings.items()})
     with running_http_receiver() as sink:
         endpoint = otlp_endpoint or sink.endpoint
         exporter = "the collector at " + endpoint if otlp_endpoint else "an in-process OTLP receiver (no collector)"
