@@ -265,6 +265,12 @@ class Quantile:
     threshold: Threshold
 
 
+def _named_selector(label: str, name: str, matchers: Sequence[Matcher], extra: Sequence[str]) -> str:
+    """``{<label>="<name>", <matchers>, <extra>}``: the series of one operation or one batch job."""
+    parts = [f'{label}="{_escape(name)}"', *(str(m) for m in matchers), *extra]
+    return "{" + ", ".join(parts) + "}"
+
+
 @dataclass(frozen=True)
 class OperationObjectives:
     """Alerts on one operation tracked by ``otel_dist.track_operation`` (``operations[]`` in the spec)."""
@@ -280,8 +286,7 @@ class OperationObjectives:
 
     def selector(self, *extra: str) -> str:
         """``{operation_name="...", <matchers>, <extra>}``."""
-        parts = [f'operation_name="{_escape(self.name)}"', *(str(m) for m in self.matchers), *extra]
-        return "{" + ", ".join(parts) + "}"
+        return _named_selector("operation_name", self.name, self.matchers, extra)
 
 
 @dataclass(frozen=True)
@@ -298,8 +303,7 @@ class JobObjectives:
 
     def selector(self, *extra: str) -> str:
         """``{job_name="...", <matchers>, <extra>}``."""
-        parts = [f'job_name="{_escape(self.name)}"', *(str(m) for m in self.matchers), *extra]
-        return "{" + ", ".join(parts) + "}"
+        return _named_selector("job_name", self.name, self.matchers, extra)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,17 @@
-"""A stack of its own for alert delivery tests: the repository's configs with test timings and given rules.
+"""A stack of its own for alert delivery tests, and what the examples' tests share.
+
+The stack: the repository's configs with test timings and given rules.
 
 Prometheus evaluates every second and loads the rule files given (rendered by the product from a spec with short
 ``for`` durations); Alertmanager runs the local variant of alertmanager.yml (otel_dist.rules.alertmanager), whose
 receivers all point at a webhook server of the test. Used by test_alerting.py (the shipped spec) and by the
-examples' tests (their own specs).
+examples' tests (their own specs). ``dashboard_panels`` and ``assert_panel_returns_series`` run an example's
+dashboards against such a stack.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,8 +21,11 @@ import pytest
 import yaml
 
 from otel_dist.rules.alertmanager import local_variant
+from otel_dist.rules.dashboards import queries
 from otel_dist.rules.render import render
+from otel_dist.rules.runbooks import substitute
 from otel_dist.rules.spec import parse_spec
+from otel_dist.stack import http
 from otel_dist.stack.supervisor import LOCAL_ONLY_CONFIGS, REPO_ROOT, SHARED_CONFIGS, Ports, Stack, start_stack
 from tests.stack.binaries import stack_binaries
 
@@ -79,3 +86,21 @@ def start_alerting_stack(
     return start_stack(
         ports=Ports.free(), data_dir=tmp_path_factory.mktemp("alerting-stack"), binaries=stack_binaries(), repo=repo
     )
+
+
+def dashboard_panels(folder: Path) -> list[tuple[str, str, str]]:
+    """(file, panel title, expr) of every query of the dashboards in ``folder``."""
+    return [
+        (path.name, title, expr)
+        for path in sorted(folder.glob("*.json"))
+        for title, _, expr in queries(json.loads(path.read_text()))
+    ]
+
+
+def assert_panel_returns_series(prometheus_url: str, service: str, dashboard: str, title: str, expr: str) -> None:
+    """The panel's query, with Grafana's variables filled in, returns series of ``service`` and of nothing else."""
+    query = substitute(expr, {"service": service, "env": ".*", "__rate_interval": "5m"})
+    assert "$" not in query, query
+    result = http.promql(prometheus_url, query)
+    assert result, f"{dashboard} / {title}: no series for\n{query}"
+    assert {series["metric"].get("job") for series in result} == {service}, result

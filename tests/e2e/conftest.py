@@ -20,6 +20,7 @@ from otel_dist.stack.example import Answer, Request, start_example_app, traffic
 from otel_dist.stack.example import send as send_requests
 from otel_dist.stack.http import QueryError
 from otel_dist.stack.supervisor import Ports, Stack, start_stack
+from tests.rules.webhook import WebhookReceiver
 from tests.stack.binaries import stack_binaries
 
 #: User requests per run: every NOT_FOUND_EVERY-th is a 404, every SLOW_EVERY-th slow, every ERROR_EVERY-th a
@@ -158,3 +159,13 @@ def runs(stack: Stack) -> dict[str, Run]:
 @pytest.fixture(params=MODES)
 def run(request: pytest.FixtureRequest, runs: dict[str, Run]) -> Run:
     return runs[request.param]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    """A notification receiver on 127.0.0.1 for a module's own alerting stack (tests/e2e/alerting_stack.py)."""
+    server = WebhookReceiver()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -39,15 +39,6 @@ def shorten(spec: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
 def alerting_stack(tmp_path_factory: pytest.TempPathFactory, receiver: WebhookReceiver) -> Iterator[Stack]:
     rules = rendered_with(REPO_ROOT / "prometheus/objectives.yaml", shorten)
     stack = start_alerting_stack(tmp_path_factory, receiver.url, rules)

@@ -30,12 +30,15 @@ import pytest
 
 from otel_dist.cli.main import main
 from otel_dist.rules import catalog
-from otel_dist.rules.dashboards import queries
-from otel_dist.rules.runbooks import substitute
 from otel_dist.stack import http
 from otel_dist.stack.example import ExampleApp, start_example_app
 from otel_dist.stack.supervisor import REPO_ROOT, Stack
-from tests.e2e.alerting_stack import rendered_with, start_alerting_stack
+from tests.e2e.alerting_stack import (
+    assert_panel_returns_series,
+    dashboard_panels,
+    rendered_with,
+    start_alerting_stack,
+)
 from tests.e2e.conftest import APP_ENV, eventually
 from tests.rules.webhook import WebhookReceiver
 
@@ -114,15 +117,6 @@ def shorten(spec: dict[str, Any]) -> None:
     """The timeout alert of the collectors within seconds instead of minutes."""
     collect = next(op for op in spec["operations"] if op["name"] == "document.collect")
     collect["timeout_ratio"].update(warning_for="5s", critical_for="5s")
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -343,8 +337,7 @@ def test_the_health_endpoints(run: ParserRun) -> None:
     assert status == 200
 
 
-DASHBOARDS = sorted((EXAMPLE / "monitoring/dashboards").glob("*.json"))
-PANELS = [(path.name, title, expr) for path in DASHBOARDS for title, _, expr in queries(json.loads(path.read_text()))]
+PANELS = dashboard_panels(EXAMPLE / "monitoring/dashboards")
 
 
 @pytest.mark.parametrize(("dashboard", "title", "expr"), PANELS, ids=[f"{d}:{t}" for d, t, _ in PANELS])
@@ -352,15 +345,7 @@ def test_every_dashboard_query_returns_the_parser_series(
     parser_stack: Stack, run: ParserRun, dashboard: str, title: str, expr: str
 ) -> None:
     induce_failure(run)
-    query = substitute(expr, {"service": SERVICE, "env": ".*", "__rate_interval": "5m"})
-    assert "$" not in query, query
-
-    def returns_series() -> None:
-        result = http.promql(parser_stack.prometheus_url, query)
-        assert result, f"{dashboard} / {title}: no series for\n{query}"
-        assert {series["metric"].get("job") for series in result} == {SERVICE}, result
-
-    eventually(returns_series)
+    eventually(lambda: assert_panel_returns_series(parser_stack.prometheus_url, SERVICE, dashboard, title, expr))
 
 
 def test_the_capacity_report_is_committed() -> None:

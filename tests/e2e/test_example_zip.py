@@ -32,12 +32,15 @@ from typing import Any
 
 import pytest
 
-from otel_dist.rules.dashboards import queries
-from otel_dist.rules.runbooks import substitute
 from otel_dist.stack import http
 from otel_dist.stack.example import ExampleApp, free_port, start_example_app
 from otel_dist.stack.supervisor import REPO_ROOT, Stack
-from tests.e2e.alerting_stack import rendered_with, start_alerting_stack
+from tests.e2e.alerting_stack import (
+    assert_panel_returns_series,
+    dashboard_panels,
+    rendered_with,
+    start_alerting_stack,
+)
 from tests.e2e.conftest import APP_ENV, eventually
 from tests.rules.webhook import WebhookReceiver
 from tests.stack.binaries import in_ci
@@ -152,15 +155,6 @@ def quota(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield work
     finally:
         subprocess.run(["umount", "-l", str(work)], check=False)
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -371,8 +365,7 @@ def test_the_health_endpoints(run: ZipRun) -> None:
     assert json.loads(body)["checks"]["disk"]["status"] in ("ok", "failing")
 
 
-DASHBOARDS = sorted((EXAMPLE / "monitoring/dashboards").glob("*.json"))
-PANELS = [(path.name, title, expr) for path in DASHBOARDS for title, _, expr in queries(json.loads(path.read_text()))]
+PANELS = dashboard_panels(EXAMPLE / "monitoring/dashboards")
 
 
 @pytest.mark.parametrize(("dashboard", "title", "expr"), PANELS, ids=[f"{d}:{t}" for d, t, _ in PANELS])
@@ -380,15 +373,7 @@ def test_every_dashboard_query_returns_the_services_series(
     zip_stack: Stack, run: ZipRun, dashboard: str, title: str, expr: str
 ) -> None:
     fill(run)
-    query = substitute(expr, {"service": SERVICE, "env": ".*", "__rate_interval": "5m"})
-    assert "$" not in query, query
-
-    def returns_series() -> None:
-        result = http.promql(zip_stack.prometheus_url, query)
-        assert result, f"{dashboard} / {title}: no series for\n{query}"
-        assert {series["metric"].get("job") for series in result} == {SERVICE}, result
-
-    eventually(returns_series)
+    eventually(lambda: assert_panel_returns_series(zip_stack.prometheus_url, SERVICE, dashboard, title, expr))
 
 
 def test_a_stopped_service_fires_service_down(zip_stack: Stack, run: ZipRun, receiver: WebhookReceiver) -> None:
