@@ -6,13 +6,14 @@ Prometheus evaluates every second and loads the rule files given (rendered by th
 ``for`` durations); Alertmanager runs the local variant of alertmanager.yml (otel_dist.rules.alertmanager), whose
 receivers all point at a webhook server of the test. Used by test_alerting.py (the shipped spec) and by the
 examples' tests (their own specs). ``dashboard_panels`` and ``assert_panel_returns_series`` run an example's
-dashboards against such a stack.
+dashboards against such a stack; ``runbook_steps`` and ``run_runbook_step`` an example's own runbooks.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import yaml
 from otel_dist.rules.alertmanager import local_variant
 from otel_dist.rules.dashboards import queries
 from otel_dist.rules.render import render
-from otel_dist.rules.runbooks import substitute
+from otel_dist.rules.runbooks import Block, blocks, runbook_paths, substitute
 from otel_dist.rules.spec import parse_spec
 from otel_dist.stack import http
 from otel_dist.stack.supervisor import LOCAL_ONLY_CONFIGS, REPO_ROOT, SHARED_CONFIGS, Ports, Stack, start_stack
@@ -104,3 +105,29 @@ def assert_panel_returns_series(prometheus_url: str, service: str, dashboard: st
     result = http.promql(prometheus_url, query)
     assert result, f"{dashboard} / {title}: no series for\n{query}"
     assert {series["metric"].get("job") for series in result} == {service}, result
+
+
+def runbook_steps(folder: Path) -> list[tuple[str, int, Block]]:
+    """(alert, index, block) of every PromQL, LogsQL and Jaeger step of the runbooks in ``folder``."""
+    return [
+        (name, index, block)
+        for name, path in runbook_paths(folder).items()
+        for index, block in enumerate(blocks(path.read_text()))
+        if block.lang in ("promql", "logsql", "jaeger")
+    ]
+
+
+def run_runbook_step(stack: Stack, block: Block, values: Mapping[str, str]) -> None:
+    """Run one step with its placeholders filled in; a query about one request must find its lines."""
+    code = substitute(block.code, values)
+    assert "$" not in code.replace("$__", ""), code
+    if block.lang == "promql":
+        http.promql(stack.prometheus_url, code)  # raises QueryError on a bad query
+    elif block.lang == "logsql":
+        lines = http.logsql(stack.victorialogs_url, code)
+        if "request_id:=" in code:
+            assert lines, f"no line of the request for {code}"
+    else:
+        path, _, query = code.partition("?")
+        answer = http.get_json(f"{stack.jaeger_url}{path}", dict(urllib.parse.parse_qsl(query)))
+        assert answer.get("errors") is None, answer

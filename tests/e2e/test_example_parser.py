@@ -37,6 +37,8 @@ from tests.e2e.alerting_stack import (
     assert_panel_returns_series,
     dashboard_panels,
     rendered_with,
+    run_runbook_step,
+    runbook_steps,
     start_alerting_stack,
 )
 from tests.e2e.conftest import APP_ENV, eventually
@@ -352,3 +354,16 @@ def test_the_capacity_report_is_committed() -> None:
     text = (EXAMPLE / "CAPACITY.md").read_text()
     assert "| users | requests | failures | requests/s | p50 | p95 | p99 |" in text
     assert Path(EXAMPLE / "README.md").is_file()
+
+
+STEPS = runbook_steps(EXAMPLE / "runbooks")
+
+
+@pytest.mark.parametrize(("alert", "index", "block"), STEPS, ids=[f"{a}:{b.lang}:{i}" for a, i, b in STEPS])
+def test_every_step_of_the_examples_runbooks_runs(
+    parser_stack: Stack, run: ParserRun, alert: str, index: int, block: Any
+) -> None:
+    induce_failure(run)
+    answer = next(a for a in run.sent if a.request_id == "parser-small-0")
+    values = {"service": SERVICE, "request_id": answer.request_id, "trace_id": answer.trace_id or "", "env": "e2e"}
+    eventually(lambda: run_runbook_step(parser_stack, block, values))

@@ -39,6 +39,8 @@ from tests.e2e.alerting_stack import (
     assert_panel_returns_series,
     dashboard_panels,
     rendered_with,
+    run_runbook_step,
+    runbook_steps,
     start_alerting_stack,
 )
 from tests.e2e.conftest import APP_ENV, eventually
@@ -374,6 +376,19 @@ def test_every_dashboard_query_returns_the_services_series(
 ) -> None:
     fill(run)
     eventually(lambda: assert_panel_returns_series(zip_stack.prometheus_url, SERVICE, dashboard, title, expr))
+
+
+STEPS = runbook_steps(EXAMPLE / "runbooks")
+
+
+@pytest.mark.parametrize(("alert", "index", "block"), STEPS, ids=[f"{a}:{b.lang}:{i}" for a, i, b in STEPS])
+def test_every_step_of_the_examples_runbooks_runs(
+    zip_stack: Stack, run: ZipRun, alert: str, index: int, block: Any
+) -> None:
+    fill(run)
+    answer = next(a for a in run.answers if a.request_id == "zip-ok-0")
+    values = {"service": SERVICE, "request_id": answer.request_id, "trace_id": answer.trace_id or "", "env": "e2e"}
+    eventually(lambda: run_runbook_step(zip_stack, block, values))
 
 
 def test_a_stopped_service_fires_service_down(zip_stack: Stack, run: ZipRun, receiver: WebhookReceiver) -> None:
