@@ -36,13 +36,13 @@ _sent = itertools.count(1)
 _user_ids = itertools.count(1)
 
 
-@events.test_start.add_listener
+@events.test_start.add_listener  # type: ignore[untyped-decorator]  # locust is untyped
 def _loopback_only(environment: Environment, **_: Any) -> None:
     if not is_loopback(environment.host or ""):
         raise SystemExit(f"loadtest: refusing a non-loopback host {environment.host!r}: this load is for 127.0.0.1")
 
 
-@events.request.add_listener
+@events.request.add_listener  # type: ignore[untyped-decorator]
 def _bounded(**_: Any) -> None:
     if next(_sent) >= MAX_REQUESTS:
         runner = _environment.runner if _environment is not None else None
@@ -53,7 +53,7 @@ def _bounded(**_: Any) -> None:
 _environment: Environment | None = None
 
 
-@events.init.add_listener
+@events.init.add_listener  # type: ignore[untyped-decorator]
 def _keep(environment: Environment, **_: Any) -> None:
     global _environment
     _environment = environment
