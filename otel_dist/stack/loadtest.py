@@ -14,6 +14,7 @@ extra. The locustfile is ``examples/loadtest/locustfile.py``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -232,26 +233,29 @@ def capacity(
     otlp_endpoint: str | None = None,
     log_dir: Path | None = None,
 ) -> tuple[list[LoadResult], str]:
-    """Serve example ``app`` and load it at each number of users; return the results and the exporter used."""
+    """Serve example ``app`` and load it at each number of users; return the results and the exporter used.
+
+    The app's output and work files go to ``log_dir``, or to a temporary folder removed afterwards.
+    """
     from otel_dist.otlp_sink import running_http_receiver
     from otel_dist.stack.example import start_example_app
 
     asgi, user, settings = APPS[app]
-    folder = log_dir or Path(tempfile.mkdtemp(prefix="otel-dist-capacity-"))
-    env = {"OTEL_DIST_SERVICE_VERSION": "capacity", "OTEL_TRACES_SAMPLER": "always_on"}
-    env.update({name: value.format(dir=folder) for name, value in settings.items()})
-    with running_http_receiver() as sink:
+    with contextlib.ExitStack() as cleanup:
+        folder = log_dir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="otel-dist-capacity-")))
+        env = {"OTEL_DIST_SERVICE_VERSION": "capacity", "OTEL_TRACES_SAMPLER": "always_on"}
+        env.update({name: value.format(dir=folder) for name, value in settings.items()})
+        sink = cleanup.enter_context(running_http_receiver())
         endpoint = otlp_endpoint or sink.endpoint
         exporter = "the collector at " + endpoint if otlp_endpoint else "an in-process OTLP receiver (no collector)"
-        served = start_example_app(
-            f"{app}-capacity", otlp_endpoint=endpoint, log_path=folder / f"{app}.log", env=env, app=asgi
+        served = cleanup.enter_context(
+            start_example_app(f"{app}-capacity", otlp_endpoint=endpoint, log_path=folder / "app.log", env=env, app=asgi)
         )
-        with served:
-            results = []
-            for users in levels:
-                print(f"loadtest: {users} user(s), up to {seconds:g}s or {requests} requests ...", flush=True)
-                results.append(run_load(served.base_url, user, users=users, requests=requests, seconds=seconds))
-                sink.clear()
+        results = []
+        for users in levels:
+            print(f"loadtest: {users} user(s), up to {seconds:g}s or {requests} requests ...", flush=True)
+            results.append(run_load(served.base_url, user, users=users, requests=requests, seconds=seconds))
+            sink.clear()
     return results, exporter
 
 
