@@ -344,6 +344,8 @@ def plan(ports: Ports, data_dir: Path, binaries: Mapping[str, Path], *, repo: Pa
                 "JAEGER_OTLP_GRPC_ENDPOINT": _addr(ports.jaeger_otlp_grpc),
                 "PROMETHEUS_OTLP_ENDPOINT": f"http://{_addr(ports.prometheus)}/api/v1/otlp",
                 "VICTORIALOGS_URL": f"http://{_addr(ports.victorialogs)}",
+                # The persistent sending queues: kept across restarts of the collector, like the others' data.
+                "OTELCOL_STORAGE_DIR": str(d / "otelcol/queues"),
             },
             ready_url=f"http://{_addr(ports.collector_health)}/",
             ports=("otlp_grpc", "otlp_http", "collector_health", "collector_metrics"),
@@ -352,7 +354,15 @@ def plan(ports: Ports, data_dir: Path, binaries: Mapping[str, Path], *, repo: Pa
 
 
 def _prepare(data_dir: Path, ports: Ports, repo: Path) -> None:
-    for sub in ("run", "logs", "victorialogs", "alertmanager", "prometheus/data", "prometheus/etc/targets"):
+    for sub in (
+        "run",
+        "logs",
+        "victorialogs",
+        "alertmanager",
+        "prometheus/data",
+        "prometheus/etc/targets",
+        "otelcol/queues",
+    ):
         (data_dir / sub).mkdir(parents=True, exist_ok=True)
     etc = data_dir / "prometheus/etc"
     # Prometheus resolves rule_files and file_sd paths against its config file's directory: etc/ mirrors

@@ -47,7 +47,9 @@ def test_every_receiver_protocol_needs_tls_and_the_token() -> None:
         assert protocol["tls"]["cert_file"] == "${env:OTELCOL_TLS_CERT_FILE}", name
         assert protocol["tls"]["min_version"] == "1.2", name
         assert ":-127.0.0.1:" in protocol["endpoint"], name  # still loopback unless configured
-    assert config["service"]["extensions"] == ["health_check", "bearertokenauth/otlp"]
+    # The overlay's list replaces the shared one: it must keep every extension otelcol.yaml starts.
+    shared = yaml.safe_load((COLLECTOR / "otelcol.yaml").read_text())["service"]["extensions"]
+    assert config["service"]["extensions"] == [*shared, "bearertokenauth/otlp"]
 
 
 @pytest.mark.parametrize("pipeline", ["traces", "metrics", "logs"])

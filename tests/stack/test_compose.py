@@ -64,6 +64,7 @@ def test_the_schema_check_catches_a_broken_file(tmp_path: Path) -> None:
 def test_the_services(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {
         "otel-collector",
+        "otel-collector-queues",
         "prometheus",
         "alertmanager",
         "jaeger",
@@ -115,8 +116,19 @@ def test_images_are_pinned(compose: dict[str, Any]) -> None:
 def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> None:
     # The collector image is FROM scratch: nothing inside can run a probe (see the comment in the file).
     for name, service in compose["services"].items():
-        if name != "otel-collector":
+        if name != "otel-collector" and service.get("restart") != "no":  # one-shot jobs run to completion
             assert "test" in service.get("healthcheck", {}), name
+
+
+def test_the_collector_queues_persist_in_a_volume_it_owns(compose: dict[str, Any]) -> None:
+    collector = compose["services"]["otel-collector"]
+    directory = collector["environment"]["OTELCOL_STORAGE_DIR"]
+    assert f"otelcol-queues:{directory}" in collector["volumes"]
+    assert "otelcol-queues" in compose["volumes"]
+    init = compose["services"]["otel-collector-queues"]
+    assert f"otelcol-queues:{directory}" in init["volumes"]
+    assert init["entrypoint"][-1] == directory
+    assert collector["depends_on"]["otel-collector-queues"] == {"condition": "service_completed_successfully"}
 
 
 def test_published_ports_are_loopback_only(compose: dict[str, Any]) -> None:

@@ -71,26 +71,36 @@ def test_otelcol_validate_rejects_a_broken_config(binaries: dict[str, Path], tmp
 
 
 @pytest.mark.parametrize("deployment", list(COLLECTOR_DEPLOYMENTS)[1:])
-def test_every_pipeline_starts_with_memory_limiter_and_batches(deployment: str) -> None:
+def test_every_pipeline_starts_with_memory_limiter_and_holds_nothing_in_memory(deployment: str) -> None:
     config = merged_collector_config(COLLECTOR_DEPLOYMENTS[deployment])
     pipelines = config["service"]["pipelines"]
     assert set(pipelines) == {"traces", "metrics", "logs"}
     for name, pipeline in pipelines.items():
         assert pipeline["processors"][0] == "memory_limiter", name
-        assert "batch" in pipeline["processors"], name
+        # No batch processor: it would acknowledge what it holds in memory; the exporters batch instead.
+        assert "batch" not in pipeline["processors"], name
         assert pipeline["receivers"] == ["otlp"], name
     assert "filter/probes" in pipelines["traces"]["processors"]
+    assert "batch" not in config.get("processors", {})
 
 
 @pytest.mark.parametrize("deployment", list(COLLECTOR_DEPLOYMENTS)[1:])
-def test_every_exporter_retries_and_queues(deployment: str) -> None:
+def test_every_exporter_retries_and_queues_on_disk_and_batches(deployment: str) -> None:
     config = merged_collector_config(COLLECTOR_DEPLOYMENTS[deployment])
     used = {e for p in config["service"]["pipelines"].values() for e in p["exporters"]}
     assert used == set(config["exporters"])
+    storage = config["extensions"]["file_storage/queues"]
+    assert "file_storage/queues" in config["service"]["extensions"]
+    assert storage["directory"] == "${env:OTELCOL_STORAGE_DIR:-/var/lib/otelcol/file_storage}"
+    assert storage["create_directory"] is True
     for name, exporter in config["exporters"].items():
+        queue = exporter["sending_queue"]
         assert exporter["retry_on_failure"]["enabled"] is True, name
-        assert exporter["sending_queue"]["enabled"] is True, name
-        assert exporter["sending_queue"]["queue_size"] > 0, name
+        assert queue["enabled"] is True, name
+        assert queue["queue_size"] > 0, name
+        assert queue["storage"] == "file_storage/queues", name
+        assert queue["batch"]["sizer"] == "items", name
+        assert 0 < queue["batch"]["min_size"] <= queue["batch"]["max_size"], name
 
 
 def test_collector_addresses_come_from_the_environment_with_loopback_defaults() -> None:

@@ -19,6 +19,7 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/attributesprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
@@ -67,6 +68,8 @@ func components(deps map[string]string) (otelcol.Factories, error) {
 		entry[extension.Factory]{healthcheckextension.NewFactory(), contrib + "extension/healthcheckextension"},
 		// Optional OTLP authentication between apps and the collector (collector/auth-tls.yaml).
 		entry[extension.Factory]{bearertokenauthextension.NewFactory(), contrib + "extension/bearertokenauthextension"},
+		// Persistent sending queues: what the receivers acknowledged survives a crash (collector/otelcol.yaml).
+		entry[extension.Factory]{filestorage.NewFactory(), contrib + "extension/storage/filestorage"},
 	); err != nil {
 		return otelcol.Factories{}, err
 	}
