@@ -895,6 +895,17 @@ def platform_alert_rules(spec: Spec) -> list[dict[str, Any]]:
     """The collector, scrape targets, and the Watchdog."""
     b = _Rules(spec)
     p = spec.platform
+    # Did each exporter's sent counter move over the last backlog_for: |now - then|. Unlike rate(), it needs one
+    # sample at each end, so it holds for any scrape interval up to backlog_for; a reset (restart) counts as moved.
+    backlog = str(p.collector_backlog_for)
+    sent_lately = "\n  or\n  ".join(
+        f'label_replace(abs({name} - {name} offset {backlog}), "data_type", "{data_type}", "", "")'
+        for name, data_type in (
+            ("otelcol_exporter_sent_spans_total", "traces"),
+            ("otelcol_exporter_sent_metric_points_total", "metrics"),
+            ("otelcol_exporter_sent_log_records_total", "logs"),
+        )
+    )
     rules: list[dict[str, Any]] = []
     rules += [
         b.alert(
@@ -924,6 +935,25 @@ def platform_alert_rules(spec: Spec) -> list[dict[str, Any]]:
                 "The sending queue of exporter {{ $labels.exporter }} ({{ $labels.data_type }}) on collector "
                 "{{ $labels.instance }} is {{ $value | humanizePercentage }} full (warning above "
                 f"{pct(p.collector_queue_warning)}). Once full, new data is dropped."
+            ),
+        ),
+        b.alert(
+            # Before retries run out (OTelCollectorExportFailing, 5m per batch) or the queue fills: items wait and
+            # nothing goes out. An absent sent counter (nothing sent since the collector started) counts as none.
+            "OTelCollectorBackendUnreachable",
+            lines(
+                f"max by (job, instance, exporter, data_type) ({m.COLLECTOR_QUEUE_SIZE}) > 0",
+                "unless on (job, instance, exporter, data_type)",
+                f"sum by (job, instance, exporter, data_type) (\n  {sent_lately}\n) > 0",
+            ),
+            severity="warning",
+            for_=p.collector_backlog_for,
+            summary="collector exporter {{ $labels.exporter }} sends nothing while data waits",
+            description=(
+                "Exporter {{ $labels.exporter }} ({{ $labels.data_type }}) of collector {{ $labels.instance }} has "
+                "{{ $value }} batches waiting in its sending queue and has sent nothing for "
+                f"{p.collector_backlog_for.humanize()}: its backend is down, unreachable or refuses everything. The "
+                "queue keeps what waits (on disk) and sends it once the backend is back, until the queue is full."
             ),
         ),
         b.alert(

@@ -255,6 +255,8 @@ class Platform:
     collector_for: Duration
     collector_dropping_for: Duration
     scrape_down_for: Duration
+    #: An exporter sent nothing for this long while items wait in its queue, and that lasted this long again.
+    collector_backlog_for: Duration = Duration(60)
 
 
 @dataclass(frozen=True)
@@ -775,12 +777,15 @@ def _platform(value: object, path: str) -> Platform:
     queue = _ratio(collector.raw("queue_warning", 0.8), collector.at("queue_warning"))
     collector_for = parse_duration(collector.raw("for", "5m"), collector.at("for"))
     dropping_for = parse_duration(collector.raw("dropping_for", "1m"), collector.at("dropping_for"))
+    backlog_for = parse_duration(collector.raw("backlog_for", "1m"), collector.at("backlog_for"))
+    if backlog_for.seconds <= 0:  # it is also a rate() window
+        raise SpecError(collector.at("backlog_for"), "must be positive")
     collector.finish()
     scrape = _Reader(reader.raw("scrape", {}) or {}, reader.at("scrape"))
     scrape_for = parse_duration(scrape.raw("down_for", "2m"), scrape.at("down_for"))
     scrape.finish()
     reader.finish()
-    return Platform(queue, collector_for, dropping_for, scrape_for)
+    return Platform(queue, collector_for, dropping_for, scrape_for, collector_backlog_for=backlog_for)
 
 
 #: Labels an operation's ``by`` may not name: the ones every operation alert already keeps or sums away.

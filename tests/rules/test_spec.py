@@ -113,6 +113,8 @@ def test_the_shipped_spec_loads(spec: Spec) -> None:
         ("defaults.disk.fill_critical_hours", 48, "defaults.disk.fill_critical_hours", "fewer hours"),
         ("platform.disk", {"free": {"warning": 0.1}}, "platform.disk", "per service now"),
         ("platform.collector.queue_warning", 80, "platform.collector.queue_warning", "between 0 and 1"),
+        ("platform.collector.backlog_for", "0s", "platform.collector.backlog_for", "must be positive"),
+        ("platform.collector.backlog_for", 60, "platform.collector.backlog_for", "must be a duration"),
         ("services", [{**CHECKOUT, "name": "Checkout!"}], "services[0].name", "lowercase"),
         ("services", [CHECKOUT, CHECKOUT], "services[1].name", "used twice"),
         ("services", [{**CHECKOUT, "name": "default"}], "services[0].name", "reserved"),
@@ -347,6 +349,7 @@ def test_objectives_set_to_null_render_nothing(tmp_path: Path) -> None:
     assert alerts == {
         "OTelCollectorExportFailing",
         "OTelCollectorQueueNearCapacity",
+        "OTelCollectorBackendUnreachable",
         "OTelCollectorDroppingData",
         "OTelCollectorRefusingData",
         "ScrapeTargetDown",
