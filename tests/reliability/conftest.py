@@ -30,6 +30,8 @@ import psutil
 import pytest
 import yaml
 
+from otel_dist.rules.render import render, write
+from otel_dist.rules.spec import parse_spec
 from otel_dist.stack import http
 from otel_dist.stack.example import APP, app_environment, free_port
 from otel_dist.stack.supervisor import (
@@ -60,6 +62,8 @@ APP_ENV = {
 }
 #: Seconds a backend may take to show what was sent.
 WAIT = 30.0
+#: platform.collector.backlog_for in the fault runs' rules (the shipped spec says 1m).
+BACKLOG_FOR_SECONDS = 3
 
 
 def eventually(check: Callable[[], T], timeout: float = WAIT, interval: float = 0.5) -> T:
@@ -116,6 +120,11 @@ def fault_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prometheus = yaml.safe_load((REPO_ROOT / "prometheus/prometheus.yml").read_text())
     prometheus["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     (repo / "prometheus/prometheus.yml").write_text(yaml.safe_dump(prometheus, sort_keys=False))
+    # The same rules with the backlog alert in seconds, so a fault of seconds shows it pending and firing.
+    objectives_path = REPO_ROOT / "prometheus/objectives.yaml"
+    objectives = yaml.safe_load(objectives_path.read_text())
+    objectives["platform"]["collector"]["backlog_for"] = f"{BACKLOG_FOR_SECONDS}s"
+    write(render(parse_spec(objectives, source=objectives_path)), repo / "prometheus/rules")
     return repo
 
 
@@ -293,19 +302,39 @@ def received(
 ) -> dict[str, dict[str, int]]:
     """What each backend holds for the app, waiting up to ``timeout`` for ``expected`` in each.
 
+    ``received`` counts distinct requests (traces in Jaeger, request IDs among the access lines); what arrived more
+    than once (OTLP delivery is at-least-once) is in ``duplicates``: spans beyond one per trace, lines beyond one
+    per request ID. Metrics are cumulative counters: a point delivered twice changes no count.
     ``lossy``: the fault loses data by design; stop waiting once the counts have been still for 5 s.
     """
     stable = 5.0 if lossy else None
     metrics = settle(lambda: metric_count(stack, app.service), expected, timeout, stable=stable)
     traces = settle(lambda: trace_counts(stack, app)[0], expected, timeout, stable=stable)
     _, spans = trace_counts(stack, app)
-    lines = settle(lambda: log_counts(stack, app.service)[0], expected, timeout, stable=stable)
-    _, ids = log_counts(stack, app.service)
+    ids = settle(lambda: log_counts(stack, app.service)[1], expected, timeout, stable=stable)
+    lines, ids = log_counts(stack, app.service)
     return {
         "metrics": {"sent": expected, "received": metrics},
-        "traces": {"sent": expected, "received": traces, "spans": spans},
-        "logs": {"sent": expected, "received": lines, "distinct_request_ids": ids},
+        "traces": {"sent": expected, "received": traces, "spans": spans, "duplicates": spans - traces},
+        "logs": {"sent": expected, "received": ids, "lines": lines, "duplicates": lines - ids},
     }
+
+
+def recovered_from_disk(collector_log: Path) -> dict[str, int]:
+    """Items per signal the collector found in its persistent queues when it last started (0: none left).
+
+    From its log: ``Loaded queue metadata {... "otelcol.signal": "traces", "itemsSize": 33 ...}``, one line per
+    exporter, written by exporterhelper's persistent queue after the start marker the supervisor writes.
+    """
+    text = collector_log.read_text(errors="replace")
+    last_start = text.rsplit("\n=== ", 1)[-1]
+    found: dict[str, int] = {}
+    for line in last_start.splitlines():
+        if "Loaded queue metadata" not in line:
+            continue
+        fields = json.loads(line[line.index("{") :])
+        found[fields["otelcol.signal"]] = found.get(fields["otelcol.signal"], 0) + int(fields.get("itemsSize", 0))
+    return found
 
 
 def sdk_failures(stack: Stack, service: str) -> dict[str, int]:

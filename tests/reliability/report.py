@@ -57,12 +57,20 @@ def _signal(signals: dict[str, Any], name: str) -> str:
     return f"{entry['received']}/{entry['sent']}"
 
 
+def _duplicates(signals: dict[str, Any]) -> str:
+    """Spans beyond one per trace, access lines beyond one per request ID (older reports: derived)."""
+    traces, logs = signals.get("traces", {}), signals.get("logs", {})
+    spans = traces.get("duplicates", traces.get("spans", traces.get("received", 0)) - traces.get("received", 0))
+    lines = logs.get("duplicates", logs.get("received", 0) - logs.get("distinct_request_ids", logs.get("received", 0)))
+    return f"{spans}, {lines}" if traces or logs else "–"
+
+
 def table(report: dict[str, Any]) -> str:
     """The Markdown table of every fault in ``report`` (the JSON the tests write)."""
     rows = [
         "| fault | served (failed) | p50 ms before → during (ratio) | p99 ms before → during (ratio) "
-        "| peak RSS MiB | metrics | traces | logs | exit s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| peak RSS MiB | metrics | traces | logs | duplicates (spans, lines) | exit s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     faults = [f for f in report.get("faults", {}).values() if "latency" in f]
     for fault in sorted(faults, key=lambda f: _rank(f["fault"])):
@@ -76,7 +84,7 @@ def table(report: dict[str, Any]) -> str:
             f"| {_num(baseline.get('p50_ms'))} → {_num(during.get('p50_ms'))} ({_num(fault.get('p50_ratio'))}) "
             f"| {_num(baseline.get('p99_ms'))} → {_num(during.get('p99_ms'))} ({_num(fault.get('p99_ratio'))}) "
             f"| {_num(rss)} | {_signal(signals, 'metrics')} | {_signal(signals, 'traces')} "
-            f"| {_signal(signals, 'logs')} | {_num(fault.get('exit_seconds'))} |"
+            f"| {_signal(signals, 'logs')} | {_duplicates(signals)} | {_num(fault.get('exit_seconds'))} |"
         )
     recorded = sorted(f.get("recorded_at", "") for f in faults)
     machine = report.get("machine", {})
@@ -84,7 +92,8 @@ def table(report: dict[str, Any]) -> str:
     rows.append(
         f"Recorded {recorded[0] if recorded else '?'} … {recorded[-1] if recorded else '?'} on "
         f"{machine.get('cpus', '?')} CPUs, Python {machine.get('python', '?')}. Signals: received/sent "
-        "(metrics: the request count in Prometheus; traces: in Jaeger; logs: access lines in VictoriaLogs)."
+        "(metrics: the request count in Prometheus; traces: distinct traces in Jaeger; logs: distinct request IDs "
+        "among the access lines in VictoriaLogs)."
     )
     return "\n".join(rows)
 
