@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from otel_dist.settings import ConfigurationError, OtlpSignalSettings, Settings, Signal
+from otel_dist.transport import gated_grpc_exporter
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -83,7 +84,7 @@ def span_exporters(settings: Settings, meter_provider: MeterProvider | None) -> 
                 _require_grpc("traces")
                 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
-                exporters.append(GrpcSpanExporter(**kwargs))
+                exporters.append(gated_grpc_exporter(GrpcSpanExporter)(**kwargs))
             else:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -105,7 +106,7 @@ def log_exporters(settings: Settings, meter_provider: MeterProvider | None) -> l
                 _require_grpc("logs")
                 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 
-                exporters.append(GrpcLogExporter(**kwargs))
+                exporters.append(gated_grpc_exporter(GrpcLogExporter)(**kwargs))
             else:
                 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
@@ -128,7 +129,8 @@ def metric_exporter(settings: Settings, kind: str, meter_provider: MeterProvider
         _require_grpc("metrics")
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 
-        return GrpcMetricExporter(**kwargs)
+        exporter: MetricExporter = gated_grpc_exporter(GrpcMetricExporter)(**kwargs)
+        return exporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter(**kwargs)

@@ -154,3 +154,29 @@ def test_retry_after_holds_the_next_batch_too(receiver, configure) -> None:
     assert len(times) == 2, times
     assert times[1] - times[0] >= 0.45  # held (up to its own 0.5 s timeout), not sent 20 ms later
     assert [s.item.name for s in receiver.spans()] == ["second"]
+
+
+def test_grpc_retry_info_holds_the_next_batch_and_refusals_are_named(configure) -> None:
+    """Over gRPC the SDK ignores the RetryInfo a server sends (in the status details) and sends the next batch at
+    once, counting the drop as "_InactiveRpcError"; ours waits the named delay and names the code."""
+    from tests.reliability.grpc_proxy import GrpcFaultProxy
+
+    reader = InMemoryMetricReader()
+    with GrpcFaultProxy(("127.0.0.1", free_port()), mode="status", retry_delay=0.4) as proxy:
+        telemetry = configure(
+            endpoint=proxy.endpoint,
+            protocol="grpc",
+            metrics_exporter="none",
+            logs_exporter="none",
+            export_timeout=0.3,
+            _extras=Extras(metric_readers=(reader,), cache_loggers=False),
+        )
+        tracer = trace.get_tracer("t")
+        for name in ("first", "second"):
+            with tracer.start_as_current_span(name):
+                pass
+            telemetry.force_flush(5)  # each refused: RetryInfo 0.4 s outlasts its 0.3 s budget, given up at once
+        times = [attempt.at for attempt in proxy.attempts]
+    assert len(times) == 2, times
+    assert times[1] - times[0] >= 0.28  # held (up to its own 0.3 s timeout), not sent at once
+    assert point_sum(reader, "otel.sdk.exporter.span.exported", **{"error.type": "ResourceExhausted"}) == 2

@@ -31,6 +31,7 @@ ORDER = (
     "collector SIGSTOPped",
     "collector answers 503",
     "collector answers 429",
+    "collector answers RESOURCE_EXHAUSTED",
     "log store down",
     "SIGTERM under load (uvicorn)",
     "SIGTERM under load (gunicorn)",

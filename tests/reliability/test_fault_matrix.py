@@ -35,6 +35,7 @@ from tests.reliability.conftest import (
     sdk_failures,
     serve,
 )
+from tests.reliability.grpc_proxy import GrpcFaultProxy
 from tests.reliability.load import Load
 from tests.reliability.proxy import FaultProxy
 
@@ -225,16 +226,30 @@ def test_collector_sigstopped(fault_stack: FaultStack, apps: list[App], tmp_path
         assert outcome.served * 0.8 <= outcome.counts[name] <= outcome.served, outcome.signals
 
 
-@pytest.mark.parametrize(("status", "retry_after"), [(503, "2"), (429, "2")])
+REFUSALS = {
+    "503": ("http/protobuf", "collector answers 503 with Retry-After: 2"),
+    "429": ("http/protobuf", "collector answers 429 with Retry-After: 2"),
+    "RESOURCE_EXHAUSTED": ("grpc", "collector answers RESOURCE_EXHAUSTED with RetryInfo 2 s (gRPC)"),
+}
+
+
+@pytest.mark.parametrize("refusal", list(REFUSALS))
 def test_collector_refuses_with_retry_after(
-    fault_stack: FaultStack, apps: list[App], tmp_path: Path, report: Report, status: int, retry_after: str
+    fault_stack: FaultStack, apps: list[App], tmp_path: Path, report: Report, refusal: str
 ) -> None:
-    """503 / 429 with Retry-After: the exporters wait as told between attempts (no storm), memory stays
-    bounded, and the batches retried after the collector recovers arrive."""
+    """503 / 429 with Retry-After over HTTP, RESOURCE_EXHAUSTED with RetryInfo over gRPC: the exporters wait as
+    told between attempts and between batches (no storm), memory stays bounded, and the batches retried after the
+    collector recovers arrive."""
     stack = fault_stack.stack
-    upstream = ("127.0.0.1", stack.ports.otlp_http)
-    with FaultProxy(upstream, status=status, retry_after=retry_after) as proxy:
-        app = loaded_app(apps, tmp_path, proxy.endpoint)
+    protocol, name = REFUSALS[refusal]
+    retry_after = 2.0
+    proxy: FaultProxy | GrpcFaultProxy
+    if protocol == "grpc":
+        proxy = GrpcFaultProxy(("127.0.0.1", stack.ports.otlp_grpc), retry_delay=retry_after)
+    else:
+        proxy = FaultProxy(("127.0.0.1", stack.ports.otlp_http), status=int(refusal), retry_after=f"{retry_after:g}")
+    with proxy:
+        app = loaded_app(apps, tmp_path, proxy.endpoint, env={"OTEL_EXPORTER_OTLP_PROTOCOL": protocol})
         with Load(app.port, app.service, rate=RATE, pid=app.process.pid) as load:
             time.sleep(BEFORE)
             load.set_phase("fault")
@@ -256,8 +271,9 @@ def test_collector_refuses_with_retry_after(
     gaps = {path: [b - a for a, b in itertools.pairwise(times)] for path, times in per_path.items()}
     window = ended - started
     report.record(
-        f"collector answers {status} with Retry-After: {retry_after}",
+        name,
         server="uvicorn",
+        protocol=protocol,
         **load.summary(),
         exit_seconds=round(exit_seconds, 2),
         signals=signals,
@@ -269,9 +285,10 @@ def test_collector_refuses_with_retry_after(
     assert set(per_path) == {"/v1/traces", "/v1/metrics", "/v1/logs"}, per_path
     for path, times in per_path.items():
         # No storm: about one attempt per Retry-After per signal, not one per batch or per millisecond.
-        assert len(times) <= window / float(retry_after) * 1.5 + 2, (path, len(times))
-        median_gap = sorted(gaps[path])[len(gaps[path]) // 2] if gaps[path] else float(retry_after)
-        assert median_gap >= float(retry_after) * 0.9, (path, gaps[path])
+        assert len(times) <= window / retry_after * 1.5 + 2, (path, len(times))
+        # Held as told within a batch and across batches: the SDK alone sends the next batch at once (HTTP, and
+        # gRPC, where it also ignores the RetryInfo of the status details), see otel_dist/transport.py.
+        assert min(gaps[path], default=retry_after) >= retry_after * 0.9, (path, gaps[path])
 
 
 def test_a_backend_down_behind_the_collector(

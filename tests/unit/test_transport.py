@@ -1,4 +1,4 @@
-"""The exporters' transport: Retry-After parsing, refusal names, the wait it imposes, the CA it pins."""
+"""The exporters' transport: Retry-After and RetryInfo parsing, refusal names, the wait it imposes, the CA it pins."""
 
 from __future__ import annotations
 
@@ -8,13 +8,27 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import grpc
 import pytest
+from google.protobuf.message import Message
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
+from opentelemetry.sdk.metrics import MeterProvider
 
 from otel_dist.settings import OtlpSignalSettings
-from otel_dist.transport import CollectorRefused, CollectorTransport, refusal, retry_after_seconds
+from otel_dist.transport import (
+    SDK_RETRY_INFO_KEY,
+    CollectorRefused,
+    CollectorTransport,
+    GatedStub,
+    RetryGate,
+    gated_grpc_exporter,
+    grpc_refusal,
+    grpc_retry_delay,
+    refusal,
+    retry_after_seconds,
+)
 
 
 @pytest.mark.parametrize(
@@ -155,3 +169,155 @@ def test_http_exporters_get_our_transport() -> None:
 
     _, kwargs = _otlp_kwargs(resolve({}, {}), "logs", None)
     assert isinstance(kwargs["_transport"], CollectorTransport)
+
+
+# --- gRPC -------------------------------------------------------------------------------------------------
+
+
+def _status_details(*details: Message, code: int = 8) -> bytes:
+    from google.protobuf.any_pb2 import Any as AnyProto
+    from google.rpc.status_pb2 import Status
+
+    status = Status(code=code, message="refused")
+    for detail in details:
+        packed = AnyProto()
+        packed.Pack(detail)
+        status.details.append(packed)
+    return bytes(status.SerializeToString())
+
+
+def _retry_info(seconds: float) -> Message:
+    from google.rpc.error_details_pb2 import RetryInfo
+
+    info = RetryInfo()
+    info.retry_delay.FromNanoseconds(int(seconds * 1e9))
+    return info
+
+
+def test_grpc_retry_delay_is_read_from_the_status_details_where_servers_put_it() -> None:
+    from google.rpc.error_details_pb2 import ErrorInfo
+
+    details = _status_details(ErrorInfo(reason="x"), _retry_info(2.5))
+    assert grpc_retry_delay([("grpc-status-details-bin", details)]) == 2.5
+    assert grpc_retry_delay([(SDK_RETRY_INFO_KEY, _retry_info(0.25).SerializeToString())]) == 0.25
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [None, [], [("grpc-status-details-bin", b"\xff\xfe not protobuf")], [("grpc-status-details-bin", "text")]],
+)
+def test_grpc_retry_delay_absent_or_malformed_is_none(metadata: Any) -> None:
+    assert grpc_retry_delay(metadata) is None
+    assert grpc_retry_delay([("grpc-status-details-bin", _status_details())]) is None
+
+
+@given(st.binary(max_size=64))
+def test_any_status_details_are_a_delay_or_none(value: bytes) -> None:
+    seconds = grpc_retry_delay([("grpc-status-details-bin", value), (SDK_RETRY_INFO_KEY, value)])
+    assert seconds is None or seconds >= 0
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        ("RESOURCE_EXHAUSTED", "ResourceExhausted"),
+        ("UNAVAILABLE", "Unavailable"),
+        ("UNAUTHENTICATED", "Unauthenticated"),
+    ],
+)
+def test_a_grpc_refusal_is_an_rpc_error_named_after_its_code(code: str, name: str) -> None:
+    import grpc
+
+    error_type = grpc_refusal(code)
+    assert error_type.__qualname__ == name  # what the SDK's counter carries as error.type
+    assert issubclass(error_type, grpc.RpcError)
+    assert grpc_refusal(code) is error_type
+
+
+class _Failed(grpc.RpcError):  # type: ignore[misc]
+    """What grpc raises for a failed call: code, details and trailing metadata."""
+
+    def __init__(self, metadata: tuple[tuple[str, bytes], ...]) -> None:
+        self._metadata = metadata
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def details(self) -> str:
+        return "memory limit"
+
+    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
+        return self._metadata
+
+
+@dataclass
+class _Stub:
+    answers: list[Exception | str]
+    sent: list[float] = field(default_factory=list)
+
+    def Export(self, request: Any, metadata: Any = None, timeout: float | None = None) -> str:
+        self.sent.append(time.monotonic())
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_a_grpc_refusal_with_retry_info_holds_the_next_call_and_tells_the_sdk() -> None:
+    stub = _Stub([_Failed((("grpc-status-details-bin", _status_details(_retry_info(0.3))),)), "ok"])
+    gated = GatedStub(stub, RetryGate())
+    with pytest.raises(grpc_refusal("RESOURCE_EXHAUSTED")) as caught:
+        gated.Export(request=b"", metadata=(), timeout=1.0)
+    # The SDK's own retry loop reads this key: it now waits the collector's delay between attempts too.
+    assert grpc_retry_delay([m for m in caught.value.trailing_metadata() if m[0] == SDK_RETRY_INFO_KEY]) == 0.3
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert caught.value.details() == "memory limit"
+    assert gated.Export(request=b"", metadata=(), timeout=1.0) == "ok"
+    assert stub.sent[1] - stub.sent[0] >= 0.29
+
+
+def test_a_grpc_wait_is_bounded_by_the_call_timeout_and_interrupted_by_shutdown() -> None:
+    gate = RetryGate()
+    gate.retry_after(3600)
+    stub = _Stub(["ok"])
+    started = time.monotonic()
+    assert GatedStub(stub, gate).Export(request=b"", timeout=0.2) == "ok"
+    assert time.monotonic() - started < 1.0
+    gate.close()
+    with pytest.raises(grpc_refusal("CANCELLED")):
+        GatedStub(stub, gate).Export(request=b"", timeout=30)
+    assert len(stub.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+        ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+        ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
+    ],
+)
+def test_grpc_exporters_get_the_gated_stub_also_after_reconnecting(module: str, name: str) -> None:
+    """Pins the SDK internals gated_grpc_exporter relies on (_initialize_channel_and_stub, _client)."""
+    import importlib
+
+    exporter_class = getattr(importlib.import_module(module), name)
+    exporter = gated_grpc_exporter(exporter_class)(endpoint="http://127.0.0.1:1", insecure=True, timeout=1)
+    assert isinstance(exporter, exporter_class)
+    assert type(exporter).__name__ == name
+    assert isinstance(exporter._client, GatedStub)
+    exporter._initialize_channel_and_stub()  # what the SDK does after UNAVAILABLE
+    assert isinstance(exporter._client, GatedStub)
+    exporter.shutdown()
+
+
+def test_grpc_exporters_are_built_gated() -> None:
+    from otel_dist.exporters import log_exporters, metric_exporter, span_exporters
+    from otel_dist.settings import resolve
+
+    settings = resolve({"protocol": "grpc", "endpoint": "http://127.0.0.1:1"}, {})
+    built = [*span_exporters(settings, None), *log_exporters(settings, None)]
+    built.append(metric_exporter(settings, "otlp", MeterProvider()))
+    for exporter in built:
+        assert isinstance(exporter._client, GatedStub), exporter  # type: ignore[attr-defined]
+        exporter.shutdown()
