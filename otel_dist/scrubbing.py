@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from functools import lru_cache
 from typing import Any, Final
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 REDACTED: Final = "[REDACTED]"
 
@@ -42,7 +42,7 @@ DEFAULT_SECRET_WORDS: Final[tuple[str, ...]] = (
 class Redactor:
     """Decides which keys are secret and blanks their values."""
 
-    def __init__(self, extra: Iterable[str] = (), allow: Iterable[str] = ()) -> None:
+    def __init__(self, extra: Iterable[str] = (), allow: Iterable[str] = (), path_params: Iterable[str] = ()) -> None:
         words = [*DEFAULT_SECRET_WORDS, *(re.escape(w) for w in extra)]
         alternatives = "|".join(words)
         self._pattern = re.compile(r"(?<![a-z])(?:" + alternatives + r")(?![a-z])")
@@ -54,12 +54,54 @@ class Redactor:
             r"|(?P<user>\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)(?P<password>[^@\s/]+)(?=@)"
         )
         self._allow = frozenset(a.lower() for a in allow)
+        self._path_params = frozenset(p.lower() for p in path_params)
         # Keys repeat endlessly (the same log fields, the same header names), so decisions are cached.
         self.is_secret = lru_cache(maxsize=4096)(self._is_secret)
+        # So do routes: one pattern per route template, or None when it has no secret parameter.
+        self._route_pattern = lru_cache(maxsize=1024)(self._compile_route)
 
     def _is_secret(self, key: str) -> bool:
         lowered = key.lower()
         return lowered not in self._allow and self._pattern.search(lowered) is not None
+
+    def _compile_route(self, route: str) -> re.Pattern[str] | None:
+        """``/reset/{token}`` -> a pattern whose named groups are the secret parameters, or None if none is."""
+        parts, secret, position = [], False, 0
+        for match in _ROUTE_PARAM.finditer(route):
+            name, converter = match["name"], match["converter"]
+            parts.append(re.escape(route[position : match.start()]))
+            segment = ".+" if converter == "path" else "[^/]+"
+            if name.lower() in self._path_params or self.is_secret(name):
+                parts.append(f"(?P<{name}>{segment})")
+                secret = True
+            else:
+                parts.append(f"(?:{segment})")
+            position = match.end()
+        parts.append(re.escape(route[position:]))
+        return re.compile("".join(parts)) if secret else None
+
+    def redact_path(self, path: str, route: str | None) -> str:
+        """``/reset/abc123`` under the route ``/reset/{token}`` -> ``/reset/[REDACTED]``.
+
+        Path parameters are secret when their name is (``{token}``, ``{api_key}``: the words of secret keys) or
+        listed in ``path_params``. A path that does not fit its route (it should) becomes the route itself,
+        which holds no value at all.
+        """
+        if route is None or "{" not in route:
+            return path
+        pattern = self._route_pattern(route)
+        if pattern is None:
+            return path
+        match = pattern.fullmatch(path)
+        if match is None:
+            return route
+        pieces, position = [], 0
+        for index in range(1, len(match.groups()) + 1):
+            pieces.append(path[position : match.start(index)])
+            pieces.append(REDACTED)
+            position = match.end(index)
+        pieces.append(path[position:])
+        return "".join(pieces)
 
     def redact_text(self, text: str) -> str:
         """Free text with secret ``key=value`` values and bearer credentials replaced."""
@@ -95,6 +137,9 @@ def _keep_the_name(match: re.Match[str]) -> str:
     return f"{prefix}{REDACTED}"
 
 
+#: A path parameter of a route template: ``{name}`` or ``{name:converter}`` (Starlette, FastAPI).
+_ROUTE_PARAM: Final = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<converter>[A-Za-z_][A-Za-z0-9_]*))?\}")
+
 #: Attributes holding free text that may quote a secret (an exception message, a traceback): scanned with
 #: :meth:`Redactor.redact_text` on spans, span events and log records.
 TEXT_ATTRIBUTES: Final = frozenset({"exception.message", "exception.stacktrace"})
@@ -116,3 +161,18 @@ def redact_query(query: str, redactor: Redactor) -> str:
         name, eq, _ = pair.partition("=")
         pairs.append(f"{name}={REDACTED}" if eq and redactor.is_secret(unquote_plus(name)) else pair)
     return f"{head}{sep}{'&'.join(pairs)}"
+
+
+#: Span attributes that carry the request's path, alone or in a URL (with ``http.route``, its template).
+PATH_ATTRIBUTES: Final = ("url.path", "http.target", "url.full", "http.url")
+
+
+def redact_path_attribute(key: str, value: str, route: str, redactor: Redactor) -> str:
+    """The path inside ``url.path``, ``http.target`` (path?query) or a whole URL with its secret parameters blanked."""
+    if key == "url.path":
+        return redactor.redact_path(value, route)
+    if key == "http.target" or "://" not in value:
+        path, sep, query = value.partition("?")
+        return f"{redactor.redact_path(path, route)}{sep}{query}"
+    parts = urlsplit(value)
+    return urlunsplit(parts._replace(path=redactor.redact_path(parts.path, route)))

@@ -95,6 +95,7 @@ class Options(TypedDict, total=False):
     capture_stdlib_logging: bool
     redact_keys: str
     redact_allow: str
+    redact_path_params: str | list[str]
     attribute_value_length_limit: int
     attribute_count_limit: int
     span_event_count_limit: int
@@ -199,6 +200,9 @@ class Settings:
     capture_stdlib_logging: bool
     redact_keys: tuple[str, ...]
     redact_allow: tuple[str, ...]
+    #: Path parameters whose values never leave the process (``url.path`` and the access line show
+    #: ``/reset/[REDACTED]``), besides those with secret names (``{token}``, ``{api_key}``, ...).
+    redact_path_params: tuple[str, ...]
     attribute_value_length_limit: int
     attribute_count_limit: int
     span_event_count_limit: int
@@ -525,6 +529,16 @@ def _word_list(value: Any) -> tuple[str, ...]:
     return words
 
 
+def _path_params(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    names = tuple(str(i).strip().lower() for i in items if str(i).strip())
+    if any(not re.fullmatch(r"[a-z_][a-z0-9_]*", n) for n in names):
+        raise ValueError(
+            "expected a comma-separated list of path parameter names, as in /reset/{token} (letters, digits, _)"
+        )
+    return names
+
+
 _PROTOCOLS = ("http/protobuf", "grpc")
 _COMPRESSION = ("gzip", "none")
 _SAMPLERS = (
@@ -658,6 +672,7 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("capture_stdlib_logging", True, _boolean, ("OTEL_DIST_CAPTURE_STDLIB_LOGGING",)),
     _Spec("redact_keys", (), _word_list, ("OTEL_DIST_REDACT_KEYS",)),
     _Spec("redact_allow", (), _word_list, ("OTEL_DIST_REDACT_ALLOW",)),
+    _Spec("redact_path_params", (), _path_params, ("OTEL_DIST_REDACT_PATH_PARAMS",)),
     _Spec(
         "attribute_value_length_limit",
         4096,

@@ -18,7 +18,14 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from otel_dist.exporters import span_exporters
-from otel_dist.scrubbing import REDACTED, URL_ATTRIBUTES, Redactor, redact_query
+from otel_dist.scrubbing import (
+    PATH_ATTRIBUTES,
+    REDACTED,
+    URL_ATTRIBUTES,
+    Redactor,
+    redact_path_attribute,
+    redact_query,
+)
 from otel_dist.self_metrics import sdk_self_metrics
 from otel_dist.settings import Settings
 
@@ -67,9 +74,15 @@ class RedactingSpanExporter(SpanExporter):
 
     def _redacted(self, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
         changed: dict[str, Any] | None = None
+        route = attributes.get("http.route")
+        templated = isinstance(route, str) and "{" in route
         for key, value in attributes.items():
             if key in URL_ATTRIBUTES and isinstance(value, str):
                 new = redact_query(value, self._redactor)
+                if templated and key in PATH_ATTRIBUTES:
+                    new = redact_path_attribute(key, new, str(route), self._redactor)
+            elif key in PATH_ATTRIBUTES and templated and isinstance(value, str):  # url.path: /reset/{token}
+                new = redact_path_attribute(key, value, str(route), self._redactor)
             elif self._redactor.is_secret(key):
                 new = REDACTED
             elif isinstance(value, str):  # key=value, bearer and URL-password secrets quoted in any text
@@ -132,7 +145,7 @@ def build_tracer_provider(settings: Settings, resource: Resource, meter_provider
         span_limits=build_span_limits(settings),
         shutdown_on_exit=False,
     )
-    redactor = Redactor(settings.redact_keys, settings.redact_allow)
+    redactor = Redactor(settings.redact_keys, settings.redact_allow, settings.redact_path_params)
     with sdk_self_metrics():
         for exporter in span_exporters(settings, meter_provider):
             provider.add_span_processor(

@@ -43,10 +43,11 @@ def safe_query(query: bytes, redactor: Redactor) -> str | None:
 def log_request(scope: Mapping[str, Any], status: int, duration: float, response_size: int, redactor: Redactor) -> None:
     """Write the access line (request_id, trace_id and span_id come from the context processors)."""
     level = "error" if status >= 500 else "warning" if status >= 400 else "info"
+    route = route_of(scope)
     fields: dict[str, Any] = {
         "http.request.method": scope.get("method"),
-        "http.route": route_of(scope),
-        "url.path": scope.get("path"),
+        "http.route": route,
+        "url.path": redactor.redact_path(scope.get("path", ""), route),
         "http.response.status_code": status,
         "duration_s": round(duration, 6),
         "http.response.body.size": response_size,

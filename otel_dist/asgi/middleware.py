@@ -87,7 +87,7 @@ class RequestTelemetryMiddleware:
         self.excluded = settings.excluded_paths
         self.access_log = settings.access_log
         self.body_sizes = body_sizes
-        self.redactor = Redactor(settings.redact_keys, settings.redact_allow)
+        self.redactor = Redactor(settings.redact_keys, settings.redact_allow, settings.redact_path_params)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" and self.health is not None:

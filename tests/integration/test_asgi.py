@@ -305,6 +305,25 @@ def test_secret_query_parameters_and_auth_headers_never_reach_spans_or_logs(app_
     assert "page=2" in span.attributes.get("url.query", "page=2")
 
 
+@pytest.mark.parametrize("kind", ["fastapi", "starlette"])
+def test_secret_path_parameters_never_reach_spans_or_logs(app_client, receiver, capsys, kind) -> None:
+    """A path parameter listed in redact_path_params (or with a secret name) is blanked in url.path everywhere:
+    spans, the access line on stdout and its OTel record. (The test app also logs item_id as a field of its own:
+    the setting is about the path, log fields go by their names.)"""
+    client, telemetry = app_client(kind, redact_path_params="item_id")
+    assert client.get("/items/987654321?page=2").status_code == 200
+    telemetry.force_flush(5)
+    access_lines = [line for line in capsys.readouterr().out.splitlines() if '"http.request"' in line]
+    assert len(access_lines) == 1
+    assert "987654321" not in access_lines[0]
+    assert "987654321" not in repr([s.attributes for s in receiver.spans()])
+    [span] = server_spans(receiver)
+    assert span.attributes["http.route"] == "/items/{item_id}"
+    assert span.attributes.get("url.path", span.attributes.get("http.target")).startswith("/items/[REDACTED]")
+    [access] = [r for r in receiver.logs() if r.item.body.string_value == "http.request"]
+    assert access.attributes["url.path"] == "/items/[REDACTED]"
+
+
 def test_an_app_that_switched_fastapi_tracing_off_keeps_it_off(receiver, configure) -> None:
     from fastapi import FastAPI
 

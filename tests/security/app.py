@@ -51,6 +51,18 @@ async def handled(token: str) -> dict[str, bool]:
     return {"handled": True}
 
 
+@app.get("/reset/{token}")
+async def reset(token: str) -> dict[str, bool]:
+    # a secret in the path: url.path, the access line and the server span must show /reset/[REDACTED]
+    return {"reset": bool(token)}
+
+
+@app.get("/invites/{code}/accept")
+async def accept_invite(code: str) -> dict[str, bool]:
+    # not a secret name: OTEL_DIST_REDACT_PATH_PARAMS=code in the test marks it
+    return {"accepted": bool(code)}
+
+
 @app.get("/huge")
 async def huge(size: int = 100_000) -> dict[str, int]:
     # values far beyond any limit: the span attribute, a log field and a log message

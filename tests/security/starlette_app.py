@@ -34,5 +34,21 @@ async def handled(request: Request) -> JSONResponse:
     return JSONResponse({"handled": True})
 
 
-app = Starlette(routes=[Route("/login", login), Route("/boom", boom), Route("/handled", handled)])
+async def reset(request: Request) -> JSONResponse:
+    return JSONResponse({"reset": bool(request.path_params["token"])})
+
+
+async def accept_invite(request: Request) -> JSONResponse:
+    return JSONResponse({"accepted": bool(request.path_params["code"])})
+
+
+app = Starlette(
+    routes=[
+        Route("/login", login),
+        Route("/boom", boom),
+        Route("/handled", handled),
+        Route("/reset/{token}", reset),
+        Route("/invites/{code}/accept", accept_invite),
+    ]
+)
 otel_dist.configure(app=app)

@@ -3,8 +3,9 @@ backends (Jaeger, VictoriaLogs, Prometheus), and in the app's own log lines.
 
 The app (tests/security/app.py) is careless on purpose: it logs secret fields and messages quoting secrets, sets
 secret span attributes, raises exceptions whose messages carry secrets. The requests carry secrets in the
-Authorization, Cookie and X-Api-Key headers and in the query string, with header capture switched on for every
-header; the server's command line carries one too (process.command_args must never be exported).
+Authorization, Cookie and X-Api-Key headers, in the query string and in the URL path (``/reset/{token}``, and a
+parameter named in OTEL_DIST_REDACT_PATH_PARAMS), with header capture switched on for every header; the server's
+command line carries one too (process.command_args must never be exported).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ CORPUS = {
         "token",  # query parameter -> handled exception message, span event
         "argv",  # on the server's command line
         "session",  # query parameter named session_id
+        "path_token",  # in the URL path: /reset/{token}
+        "path_code",  # in the URL path under a name listed in OTEL_DIST_REDACT_PATH_PARAMS: /invites/{code}/accept
     )
 }
 
@@ -86,6 +89,7 @@ def test_no_secret_reaches_any_backend(
             # capture every request and response header on the server spans (the contrib option)
             "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": ".*",
             "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE": ".*",
+            "OTEL_DIST_REDACT_PATH_PARAMS": "code",
         },
     )
     apps.append(app)
@@ -99,13 +103,18 @@ def test_no_secret_reaches_any_backend(
         send(app, f"/login?{query}", headers),
         send(app, f"/boom?password={CORPUS['password']}", headers),
         send(app, f"/handled?token={CORPUS['token']}", headers),
+        send(app, f"/reset/{CORPUS['path_token']}", headers),
+        send(app, f"/invites/{CORPUS['path_code']}/accept", headers),
     ]
-    assert statuses == [200, 500, 200], app.output()[-3000:]
+    assert statuses == [200, 500, 200, 200, 200], app.output()[-3000:]
     app.terminate()
 
     def everything_arrived() -> dict[str, str]:
         exported = exported_text(fault_stack, app)
-        assert exported["jaeger"].count('"traceId"') >= 3
+        assert exported["jaeger"].count('"traceId"') >= 5
+        assert "/reset/[REDACTED]" in exported["jaeger"]  # url.path (or http.target) kept, the token blanked
+        assert "/reset/[REDACTED]" in exported["victorialogs"]  # the access line's url.path
+        assert "/invites/[REDACTED]/accept" in exported["victorialogs"]
         assert "login.attempt" in exported["victorialogs"]
         assert "upstream.failed" in exported["victorialogs"]
         assert "http_server_request_duration_seconds" in exported["prometheus"]

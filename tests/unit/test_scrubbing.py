@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_dist.scrubbing import REDACTED, Redactor
+from otel_dist.scrubbing import REDACTED, Redactor, redact_path_attribute
 
 
 @pytest.mark.parametrize(
@@ -69,3 +69,42 @@ def test_query_redaction(value: str, expected: str) -> None:
 )
 def test_secrets_inside_free_text(text: str, expected: str) -> None:
     assert Redactor().redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "route", "expected"),
+    [
+        ("/reset/abc123", "/reset/{token}", "/reset/[REDACTED]"),
+        ("/u/7/keys/k1", "/u/{user_id}/keys/{api_key}", "/u/7/keys/[REDACTED]"),
+        ("/items/42", "/items/{item_id}", "/items/42"),  # not a secret name
+        ("/files/a/b/c.txt", "/files/{secret_path:path}", "/files/[REDACTED]"),  # the path converter spans segments
+        ("/v1/reset/abc", "/v1/reset/{token}", "/v1/reset/[REDACTED]"),
+        ("/other/abc", "/reset/{token}", "/reset/{token}"),  # does not fit its route: the route, with no value
+        ("/health", None, "/health"),  # unmatched: no route, nothing to tell a secret by
+        ("/about", "/about", "/about"),
+    ],
+)
+def test_secret_path_parameters(path: str, route: str | None, expected: str) -> None:
+    assert Redactor().redact_path(path, route) == expected
+
+
+def test_path_parameters_named_in_the_setting_and_allowed_names() -> None:
+    assert Redactor(path_params=("code",)).redact_path("/invites/XYZ/accept", "/invites/{code}/accept") == (
+        "/invites/[REDACTED]/accept"
+    )
+    assert Redactor(path_params=("CODE",)).redact_path("/i/XYZ", "/i/{Code}") == "/i/[REDACTED]"
+    assert Redactor(allow=("token",)).redact_path("/reset/abc", "/reset/{token}") == "/reset/abc"
+    assert Redactor(extra=("otp",)).redact_path("/verify/123456", "/verify/{otp}") == "/verify/[REDACTED]"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("url.path", "/reset/abc", "/reset/[REDACTED]"),
+        ("http.target", "/reset/abc?next=/home", "/reset/[REDACTED]?next=/home"),
+        ("url.full", "https://api.example/reset/abc?x=1", "https://api.example/reset/[REDACTED]?x=1"),
+        ("http.url", "http://127.0.0.1:8000/reset/abc", "http://127.0.0.1:8000/reset/[REDACTED]"),
+    ],
+)
+def test_the_path_inside_span_attributes(key: str, value: str, expected: str) -> None:
+    assert redact_path_attribute(key, value, "/reset/{token}", Redactor()) == expected
