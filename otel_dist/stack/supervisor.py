@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import psutil
 
@@ -52,6 +52,23 @@ LOCAL_ONLY_CONFIGS: Final = (
     "collector/logs-victorialogs.yaml",
     "victorialogs/victoria-logs.flags",
 )
+
+
+def merged_collector_config(paths: Iterable[Path]) -> dict[str, Any]:
+    """The collector config that ``--config=file:A --config=file:B ...`` makes: maps merge, lists are replaced."""
+    import yaml  # type: ignore[import-untyped,unused-ignore]  # the rules extra (PyYAML); tests and benchmarks have it
+
+    def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in extra.items():
+            out[key] = merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+        return out
+
+    config: dict[str, Any] = {}
+    for path in paths:
+        config = merge(config, yaml.safe_load(path.read_text()))
+    return config
+
 
 #: Seconds to wait for every service to become ready, and for one to stop after SIGTERM.
 READY_TIMEOUT: Final = 60.0

@@ -14,6 +14,7 @@ import yaml
 
 from otel_dist.stack import versions
 from otel_dist.stack.supervisor import REPO_ROOT, SHARED_CONFIGS, Ports, plan, read_flags, render_targets
+from otel_dist.stack.supervisor import merged_collector_config as merge_collector_files
 
 COLLECTOR = REPO_ROOT / "collector"
 #: The collector config of each deployment: the shared file plus the deployment's log pipeline.
@@ -38,18 +39,8 @@ def run(argv: list[str | Path], **kwargs: Any) -> subprocess.CompletedProcess[st
 
 
 def merged_collector_config(files: list[str]) -> dict[str, Any]:
-    """The collector's merge: maps merge recursively, lists are replaced."""
-
-    def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for key, value in extra.items():
-            out[key] = merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
-        return out
-
-    config: dict[str, Any] = {}
-    for name in files:
-        config = merge(config, load(COLLECTOR / name))
-    return config
+    """The collector's merge of ``collector/<file>`` ...: maps merge recursively, lists are replaced."""
+    return merge_collector_files(COLLECTOR / name for name in files)
 
 
 # --- collector --------------------------------------------------------------------------------------------
