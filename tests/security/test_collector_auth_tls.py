@@ -84,6 +84,8 @@ def secured(fault_stack: FaultStack, tmp_path: Path, request: pytest.FixtureRequ
         "OTELCOL_TLS_CERT_FILE": str(pems["cert"]),
         "OTELCOL_TLS_KEY_FILE": str(pems["key"]),
         **({"OTELCOL_TLS_CLIENT_CA_FILE": str(pems["ca"])} if mutual else {}),
+        # Its own persistent queues: the stack's collector holds the locks on the stack's.
+        "OTELCOL_STORAGE_DIR": str(tmp_path / "queues"),
     }
     argv = [*collector.argv, f"--config=file:{fault_stack.repo / 'collector/auth-tls.yaml'}"]
     log = (tmp_path / "otelcol-auth.log").open("wb")
