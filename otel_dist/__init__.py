@@ -18,7 +18,9 @@ from structlog.typing import FilteringBoundLogger
 
 from otel_dist.asgi import HealthChecks, disk_space_check, instrument_app
 from otel_dist.bootstrap import Telemetry, configure, current
+from otel_dist.cache import cache_lookup, redis_check
 from otel_dist.context import get_request_id
+from otel_dist.db import database_check, instrument_engine
 from otel_dist.jobs import batch_job
 from otel_dist.operations import track_operation
 from otel_dist.security import security_event
@@ -31,12 +33,16 @@ __all__ = [
     "Settings",
     "Telemetry",
     "batch_job",
+    "cache_lookup",
     "configure",
     "current",
+    "database_check",
     "disk_space_check",
     "get_logger",
     "get_request_id",
     "instrument_app",
+    "instrument_engine",
+    "redis_check",
     "security_event",
     "track_operation",
 ]

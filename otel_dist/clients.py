@@ -1,8 +1,12 @@
-"""Client spans for the HTTP clients that are installed, carrying the request ID downstream.
+"""Client telemetry for the client libraries that are installed: HTTP, databases, caches.
 
-httpx (with opentelemetry-instrumentation-httpx, the ``[httpx]`` extra): a client span per request with the
-trace context and baggage injected by the propagators, plus the current request ID in the request-ID header,
-so a downstream service (otel-dist or not) logs the same ID.
+* httpx (with opentelemetry-instrumentation-httpx, the ``[httpx]`` extra): a client span per request with the
+  trace context and baggage injected by the propagators, plus the current request ID in the request-ID header,
+  so a downstream service (otel-dist or not) logs the same ID; and the ``http.client.request.duration``
+  histogram (stable HTTP semantic conventions).
+* SQLAlchemy: pool, query and slow-query telemetry (:mod:`otel_dist.db`).
+* redis (with opentelemetry-instrumentation-redis, the ``[redis]`` extra): a client span per command
+  (:mod:`otel_dist.cache`).
 """
 
 from __future__ import annotations
@@ -41,4 +45,17 @@ def instrument_clients(telemetry: Telemetry) -> list[Any]:
             async_request_hook=async_hook,
         )
         instrumentors.append(instrumentor)
+    if importlib.util.find_spec("sqlalchemy"):
+        from otel_dist.db import instrument_sqlalchemy
+
+        instrumentors.append(
+            instrument_sqlalchemy(
+                telemetry.tracer_provider, telemetry.meter_provider, telemetry.settings.db_slow_query_threshold
+            )
+        )
+    from otel_dist.cache import instrument_redis
+
+    redis = instrument_redis(telemetry.tracer_provider, telemetry.meter_provider)
+    if redis is not None:
+        instrumentors.append(redis)
     return instrumentors

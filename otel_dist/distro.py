@@ -39,6 +39,8 @@ SKIPPED_INSTRUMENTATIONS: Final = {
     "starlette": "otel-dist instruments Starlette apps itself (one server span per request)",
     "asgi": "otel-dist wraps ASGI apps itself (one server span per request)",
     "httpx": "configure() instruments httpx itself, adding the request-ID header",
+    "sqlalchemy": "configure() instruments SQLAlchemy itself (otel_dist.db: pool metrics, sanitized statements)",
+    "redis": "configure() instruments redis itself with otel-dist's providers",
 }
 CHOOSE_HINT: Final = (
     "both otel-dist and opentelemetry-distro are installed and opentelemetry-instrument picked "

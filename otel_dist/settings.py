@@ -115,6 +115,7 @@ class Options(TypedDict, total=False):
     operation_spans: bool
     access_log: bool
     instrument_clients: bool
+    db_slow_query_threshold: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,7 @@ class Settings:
     operation_spans: bool
     access_log: bool
     instrument_clients: bool
+    db_slow_query_threshold: float
     profile: str | None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -697,6 +699,7 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("operation_spans", False, _boolean, ("OTEL_DIST_FASTAPI_OPERATION_SPANS",)),
     _Spec("access_log", True, _boolean, ("OTEL_DIST_ACCESS_LOG",)),
     _Spec("instrument_clients", True, _boolean, ("OTEL_DIST_INSTRUMENT_CLIENTS",)),
+    _Spec("db_slow_query_threshold", 1.0, _seconds(), ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD",)),
 )
 
 _SPEC_BY_NAME: Final = {spec.name: spec for spec in _SPECS}

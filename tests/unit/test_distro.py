@@ -34,7 +34,7 @@ def test_instrumentations_that_fight_our_pipeline_are_not_loaded(name: str) -> N
 def test_other_instrumentations_get_our_providers(configure) -> None:
     telemetry = configure(traces_exporter="console", metrics_exporter="console", logs_exporter="none")
     FakeInstrumentor.calls.clear()
-    OtelDistDistro().load_instrumentor(FakeEntryPoint("redis"), skip_dep_check=True)
+    OtelDistDistro().load_instrumentor(FakeEntryPoint("pymongo"), skip_dep_check=True)
     [kwargs] = FakeInstrumentor.calls
     assert kwargs["tracer_provider"] is telemetry.tracer_provider
     assert kwargs["meter_provider"] is telemetry.meter_provider

@@ -614,6 +614,8 @@ BAD_VARIABLES = [
     ("OTEL_DIST_SHUTDOWN_TIMEOUT", "nan"),
     ("OTEL_DIST_SHUTDOWN_TIMEOUT", "inf"),
     ("OTEL_DIST_HANDLE_SIGTERM", "sometimes"),
+    ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD", "0"),
+    ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD", "1s"),
     ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
     ("OTEL_RESOURCE_ATTRIBUTES", "team=payments,=orphan"),
     ("OTEL_TRACES_SAMPLER_ARG", "half"),
@@ -797,6 +799,8 @@ BAD_ARGUMENTS: list[tuple[str, Any]] = [
     ("shutdown_timeout", 0),
     ("shutdown_timeout", float("nan")),
     ("handle_sigterm", "no"),
+    ("db_slow_query_threshold", -0.5),
+    ("db_slow_query_threshold", "slow"),
 ]
 
 
