@@ -22,6 +22,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up = actions.add_parser("up", help="build if needed, start, wait until ready, print the URLs")
     up.add_argument("--free-ports", action="store_true", help="use free ports instead of the standard ones")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness (default 60)")
+    up.add_argument(
+        "--tail-sampling",
+        action="store_true",
+        help="merge collector/tail-sampling.yaml: keep every error and slow trace, a share of the rest "
+        "(OTELCOL_TAIL_SAMPLING_PERCENT, _SLOW_MS; collector/README.md)",
+    )
     actions.add_parser("down", help="stop exactly the processes `stack up` started")
     actions.add_parser("status", help="show what runs; exit status 1 unless every service is ready")
     for parser in actions.choices.values():
@@ -47,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 ports=supervisor.Ports.free() if args.free_ports else None,
                 data_dir=data_dir,
                 ready_timeout=args.timeout,
+                collector_overlays=(supervisor.TAIL_SAMPLING_OVERLAY,) if args.tail_sampling else (),
                 out=supervisor.print_line,
             )
         except (supervisor.StackError, BuildError) as error:

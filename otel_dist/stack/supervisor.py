@@ -52,6 +52,8 @@ LOCAL_ONLY_CONFIGS: Final = (
     "collector/logs-victorialogs.yaml",
     "victorialogs/victoria-logs.flags",
 )
+#: Optional collector overlays, merged after the others when asked for (``start_stack(collector_overlays=...)``).
+TAIL_SAMPLING_OVERLAY: Final = "collector/tail-sampling.yaml"
 
 
 def merged_collector_config(paths: Iterable[Path]) -> dict[str, Any]:
@@ -275,8 +277,19 @@ def render_targets(ports: Ports) -> dict[str, str]:
     return {"scrape.yml": scrape_text, "alertmanagers.yml": alertmanagers_text, "apps.yml": apps_text}
 
 
-def plan(ports: Ports, data_dir: Path, binaries: Mapping[str, Path], *, repo: Path = REPO_ROOT) -> list[Service]:
-    """The processes of the local stack, backends first, the collector last."""
+def plan(
+    ports: Ports,
+    data_dir: Path,
+    binaries: Mapping[str, Path],
+    *,
+    repo: Path = REPO_ROOT,
+    collector_overlays: Sequence[str] = (),
+) -> list[Service]:
+    """The processes of the local stack, backends first, the collector last.
+
+    ``collector_overlays``: repository-relative collector config files merged after the shared file and the log
+    pipeline (``collector/tail-sampling.yaml``).
+    """
     d = data_dir
     return [
         Service(
@@ -351,6 +364,7 @@ def plan(ports: Ports, data_dir: Path, binaries: Mapping[str, Path], *, repo: Pa
                 str(binaries["otelcol"]),
                 f"--config=file:{repo / 'collector/otelcol.yaml'}",
                 f"--config=file:{repo / 'collector/logs-victorialogs.yaml'}",
+                *(f"--config=file:{repo / overlay}" for overlay in collector_overlays),
             ),
             env={
                 "OTELCOL_OTLP_GRPC_ENDPOINT": _addr(ports.otlp_grpc),
@@ -492,19 +506,23 @@ def start_stack(
     binaries: Mapping[str, Path] | None = None,
     ready_timeout: float = READY_TIMEOUT,
     repo: Path = REPO_ROOT,
+    collector_overlays: Sequence[str] = (),
     out: Callable[[str], None] | None = None,
 ) -> Stack:
     """Start the local stack and wait until every service is ready; see the module docstring.
 
     ``ports`` defaults to the standard ones (:class:`Ports`); tests pass ``Ports.free()``. ``binaries``
-    defaults to the cached builds (built first when missing). ``out`` receives progress lines.
+    defaults to the cached builds (built first when missing). ``collector_overlays``: more collector config
+    files (repository-relative, e.g. :data:`TAIL_SAMPLING_OVERLAY`). ``out`` receives progress lines.
     Raises :class:`StackError` when a stack already runs in ``data_dir``, a port is taken, or a service
     does not become ready (then every process started here is stopped again).
     """
     started = time.monotonic()
     ports = ports or Ports()
     data_dir = (data_dir or DEFAULT_DATA_DIR).resolve()
-    missing = [path for path in (*SHARED_CONFIGS, *LOCAL_ONLY_CONFIGS) if not (repo / path).exists()]
+    missing = [
+        path for path in (*SHARED_CONFIGS, *LOCAL_ONLY_CONFIGS, *collector_overlays) if not (repo / path).exists()
+    ]
     if missing:
         raise StackError(f"the stack runs from a source checkout; {repo} lacks {', '.join(missing)}")
     if load_stack(data_dir) is not None:
@@ -516,12 +534,11 @@ def start_stack(
     for name in _read_records(data_dir):  # stale pid files of processes that are gone
         _pid_file(data_dir, name).unlink(missing_ok=True)
 
-    services = plan(ports, data_dir, binaries, repo=repo)
+    services = plan(ports, data_dir, binaries, repo=repo, collector_overlays=collector_overlays)
     _check_ports_free(services, ports)
     _prepare(data_dir, ports, repo)
-    _state_file(data_dir).write_text(
-        json.dumps({"ports": asdict(ports), "repo": str(repo), "started_at": time.time()}, indent=2) + "\n"
-    )
+    state = {"ports": asdict(ports), "repo": str(repo), "collector_overlays": list(collector_overlays)}
+    _state_file(data_dir).write_text(json.dumps({**state, "started_at": time.time()}, indent=2) + "\n")
 
     stack = Stack(data_dir=data_dir, ports=ports)
     procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -18,6 +18,7 @@ import yaml
 from otel_dist.stack.supervisor import LOCAL_ONLY_CONFIGS, REPO_ROOT, SHARED_CONFIGS
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
+TAIL_SAMPLING = REPO_ROOT / "docker-compose.tail-sampling.yml"
 ENV_REF = re.compile(r"\$\{env:([A-Z0-9_]+)(?::-[^}]*)?\}")
 
 
@@ -37,9 +38,10 @@ def mounts(service: dict[str, Any]) -> dict[str, str]:
     return found
 
 
-def test_compose_file_is_valid_against_the_compose_specification() -> None:
+@pytest.mark.parametrize("path", [COMPOSE, TAIL_SAMPLING], ids=lambda p: p.name)
+def test_compose_file_is_valid_against_the_compose_specification(path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -93,6 +95,17 @@ def test_the_collector_runs_the_shared_config_plus_the_loki_pipeline(compose: di
         f"--config=file:{targets['collector/otelcol.yaml']}",
         f"--config=file:{targets['collector/logs-loki.yaml']}",
     ]
+
+
+def test_the_tail_sampling_override_adds_the_overlay_to_the_same_command(compose: dict[str, Any]) -> None:
+    override = yaml.safe_load(TAIL_SAMPLING.read_text())["services"]["otel-collector"]
+    targets = {**mounts(compose["services"]["otel-collector"]), **mounts(override)}
+    assert override["command"] == [
+        *compose["services"]["otel-collector"]["command"],
+        f"--config=file:{targets['collector/tail-sampling.yaml']}",
+    ]
+    wanted = set(ENV_REF.findall((REPO_ROOT / "collector/tail-sampling.yaml").read_text()))
+    assert wanted - {"OTELCOL_TAIL_SAMPLING_NUM_TRACES"} == set(override["environment"])
 
 
 @pytest.mark.parametrize(

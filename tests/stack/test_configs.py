@@ -22,6 +22,8 @@ COLLECTOR_DEPLOYMENTS = {
     "shared only": ["otelcol.yaml"],
     "local (VictoriaLogs)": ["otelcol.yaml", "logs-victorialogs.yaml"],
     "compose (Loki)": ["otelcol.yaml", "logs-loki.yaml"],
+    "local with tail sampling": ["otelcol.yaml", "logs-victorialogs.yaml", "tail-sampling.yaml"],
+    "compose with tail sampling": ["otelcol.yaml", "logs-loki.yaml", "tail-sampling.yaml"],
 }
 SERVICE_IDENTITY = {"service.name", "service.namespace", "deployment.environment.name"}
 ENV_REF = re.compile(r"\$\{env:([A-Z0-9_]+)(?::-[^}]*)?\}")
@@ -44,6 +46,32 @@ def merged_collector_config(files: list[str]) -> dict[str, Any]:
 
 
 # --- collector --------------------------------------------------------------------------------------------
+
+
+def test_the_tail_sampling_overlay_inserts_its_processor_before_batch() -> None:
+    base = load(COLLECTOR / "otelcol.yaml")["service"]["pipelines"]["traces"]["processors"]
+    overlay = load(COLLECTOR / "tail-sampling.yaml")
+    # The overlay's list replaces the base one: it must be the base list with tail_sampling before batch.
+    expected = [*base[: base.index("batch")], "tail_sampling", *base[base.index("batch") :]]
+    assert overlay["service"]["pipelines"]["traces"]["processors"] == expected
+    assert set(overlay["service"]["pipelines"]) == {"traces"}  # metrics and logs are never sampled
+    policies = {p["name"]: p["type"] for p in overlay["processors"]["tail_sampling"]["policies"]}
+    assert policies == {"errors": "status_code", "slow": "latency", "rest": "probabilistic"}
+
+
+def test_the_tail_sampling_overlay_names_the_setting_it_cannot_use(binaries: dict[str, Path]) -> None:
+    files = COLLECTOR_DEPLOYMENTS["local with tail sampling"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [str(binaries["otelcol"]), "validate", *(f"--config=file:{COLLECTOR / name}" for name in files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**env, "OTELCOL_TAIL_SAMPLING_PERCENT": "ten"},
+    )
+    assert result.returncode != 0
+    assert "sampling_percentage" in result.stderr
 
 
 @pytest.mark.parametrize("deployment", COLLECTOR_DEPLOYMENTS)
