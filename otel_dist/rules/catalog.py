@@ -4,8 +4,9 @@ Names follow the naming contract of collector/README.md (OTLP -> Prometheus with
 ``UnderscoreEscapingWithSuffixes``). ``SERVICE_METRICS`` is what an otel-dist service emits (tests/e2e checks
 that the example app produces each of them), ``COLLECTOR_METRICS`` what the collector serves, and
 ``RECORDED`` what the rendered recording rules produce, ``DOMAIN_METRICS`` what the domain helpers emit in the
-services that use them (checked end to end with the examples under examples/). Dashboards may query only these
-(tests/rules checks it). ``ASSUMED_METRICS`` are not emitted yet: alerts on them are promtool-tested with
+services that use them, ``CLIENT_METRICS`` what the database, cache and HTTP client telemetry emits in a service
+that uses those clients (both checked end to end with the examples under examples/). Dashboards may query only
+these (tests/rules checks it). ``ASSUMED_METRICS`` are not emitted yet: alerts on them are promtool-tested with
 synthetic series, and dashboards must not use them until something emits them.
 """
 
@@ -143,7 +144,7 @@ COLLECTOR_FAILURE_METRICS: Final = frozenset(
 #: Prometheus's own series about its targets.
 PROMETHEUS_METRICS: Final = frozenset({"up"})
 
-# --- not emitted yet: semantic-convention names as the collector would translate them ------------------------
+# --- client libraries: emitted by a service that uses them (otel_dist.db, otel_dist.cache, httpx) -------------
 
 #: OTel DB client semantic conventions (db.client.connection.count {state=used|idle}, db.client.connection.max,
 #: attribute db.client.connection.pool.name): UpDownCounters, so no _total, and "{connection}" adds no suffix.
@@ -151,14 +152,34 @@ DB_CONNECTION_COUNT: Final = "db_client_connection_count"
 DB_CONNECTION_MAX: Final = "db_client_connection_max"
 DB_CONNECTION_STATE: Final = "db_client_connection_state"
 DB_POOL_NAME: Final = "db_client_connection_pool_name"
-#: OTel DB client conventions (db.client.operation.duration, s) and otel-dist's cache.lookups counter
-#: (attributes cache.name, cache.outcome=hit|miss): the contract of issue #8.
+DB_CONNECTION_PENDING: Final = "db_client_connection_pending_requests"
+DB_CONNECTION_TIMEOUTS: Final = "db_client_connection_timeouts_total"
+DB_CONNECTION_WAIT_BUCKET: Final = "db_client_connection_wait_time_seconds_bucket"
+#: db.client.operation.duration (s), labels db_system_name, db_namespace, db_operation_name, db_collection_name,
+#: error_type: one series per statement kind and table.
 DB_OPERATION_DURATION_BUCKET: Final = "db_client_operation_duration_seconds_bucket"
 DB_OPERATION_DURATION_COUNT: Final = "db_client_operation_duration_seconds_count"
+#: cache.lookups (otel_dist.cache_lookup), labels cache_name, cache_outcome=hit|miss.
 CACHE_LOOKUPS: Final = "cache_lookups_total"
-ASSUMED_METRICS: Final = frozenset(
-    {DB_CONNECTION_COUNT, DB_CONNECTION_MAX, DB_OPERATION_DURATION_BUCKET, DB_OPERATION_DURATION_COUNT, CACHE_LOOKUPS}
+#: http.client.request.duration (httpx), labels http_request_method, http_response_status_code, server_address.
+HTTP_CLIENT_DURATION_BUCKET: Final = "http_client_request_duration_seconds_bucket"
+_HISTOGRAM: Final = ("bucket", "count", "sum")
+CLIENT_METRICS: Final = frozenset(
+    {
+        DB_CONNECTION_COUNT,
+        DB_CONNECTION_MAX,
+        DB_CONNECTION_PENDING,
+        DB_CONNECTION_TIMEOUTS,
+        *(f"db_client_connection_wait_time_seconds_{s}" for s in _HISTOGRAM),
+        *(f"db_client_operation_duration_seconds_{s}" for s in _HISTOGRAM),
+        CACHE_LOOKUPS,
+        *(f"http_client_request_duration_seconds_{s}" for s in _HISTOGRAM),
+    }
 )
+
+# --- not emitted yet ------------------------------------------------------------------------------------------
+
+ASSUMED_METRICS: Final = frozenset[str]()
 
 # --- recording rules (render.py) ---------------------------------------------------------------------------
 
@@ -199,6 +220,7 @@ def queryable(recorded: frozenset[str] | set[str]) -> frozenset[str]:
     return (
         SERVICE_METRICS
         | DOMAIN_METRICS
+        | CLIENT_METRICS
         | COLLECTOR_METRICS
         | COLLECTOR_FAILURE_METRICS
         | PROMETHEUS_METRICS

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from otel_dist.rules import catalog as m
-from otel_dist.rules.render import num, quantile_name
+from otel_dist.rules.render import le_matcher, num, quantile_name
 from otel_dist.rules.spec import Scope, Spec, SpecError
 
 PROMETHEUS: Final = {"type": "prometheus", "uid": "prometheus"}
@@ -921,6 +921,194 @@ def security(spec: Spec) -> dict[str, Any]:
         f"{prefix} / Security events",
         rows,
         description="Validation failures, rejected input and failed authentication (otel_dist.security_event).",
+    )
+
+
+# --- dependencies: rendered for the services that use a database or a cache ------------------------------------
+
+#: Queries at or above this many seconds count as slow on the database dashboard (a bucket edge of
+#: otel_dist.metrics.DURATION_BUCKETS, the default of OTEL_DIST_DB_SLOW_QUERY_THRESHOLD).
+SLOW_QUERY_SECONDS: Final = 1.0
+
+
+def database(spec: Spec) -> dict[str, Any]:
+    """Query time percentiles, pool status and waits, slow queries, query errors, cache hit ratio."""
+    o = _default(spec).objectives
+    pool_steps = [o.db_pool.warning or 0, o.db_pool.critical or 0] if o.db_pool else []
+    slow = getattr(getattr(o, "db_slow_queries", None), "threshold_seconds", SLOW_QUERY_SECONDS)
+    bucket, count = m.DB_OPERATION_DURATION_BUCKET, m.DB_OPERATION_DURATION_COUNT
+    by_query = "job, db_operation_name, db_collection_name"
+    by_pool = f"job, {m.DB_POOL_NAME}"
+    used = f'{m.DB_CONNECTION_COUNT}{{{SERVICE}, {m.DB_CONNECTION_STATE}="used"}}'
+    lookups = m.CACHE_LOOKUPS
+    rows = [
+        Row(
+            "Queries",
+            [
+                Panel(
+                    "Query time (p50, p95, p99)",
+                    [
+                        (
+                            f"histogram_quantile({num(q)}, sum by ({by_query}, le) "
+                            f"(rate({bucket}{{{SERVICE}}}[{RATE}])))",
+                            f"{quantile_name(q)} {{{{db_operation_name}}}} {{{{db_collection_name}}}}",
+                        )
+                        for q in (0.5, 0.95, 0.99)
+                    ],
+                    unit="s",
+                    thresholds=[slow],
+                    exemplars=True,
+                ),
+                Panel(
+                    "Queries per second by operation",
+                    [
+                        (
+                            f"sum by (job, db_operation_name) (rate({count}{{{SERVICE}}}[{RATE}]))",
+                            "{{db_operation_name}}",
+                        )
+                    ],
+                    unit="ops",
+                    stack=True,
+                ),
+                Panel(
+                    f"Slow queries (>= {num(slow)} s) per second",
+                    [
+                        (
+                            f"sum by ({by_query}) (rate({count}{{{SERVICE}}}[{RATE}]))\n-\n"
+                            f"sum by ({by_query}) (rate({bucket}{{{SERVICE}, {le_matcher(slow)}}}[{RATE}]))",
+                            "{{db_operation_name}} {{db_collection_name}}",
+                        )
+                    ],
+                    unit="ops",
+                    description="From the duration buckets; the statements are in the db.query.slow log lines below.",
+                ),
+                Panel(
+                    "Failed queries by error type",
+                    [
+                        (
+                            f'sum by (job, db_operation_name, error_type) (rate({count}{{{SERVICE}, error_type!=""}}'
+                            f"[{RATE}]))",
+                            "{{db_operation_name}} {{error_type}}",
+                        )
+                    ],
+                    unit="ops",
+                ),
+            ],
+        ),
+        Row(
+            "Connection pool",
+            [
+                Panel(
+                    "Connections in use / pool size",
+                    [
+                        (
+                            f"max by ({by_pool}) ({used})\n/\nmax by ({by_pool}) ({m.DB_CONNECTION_MAX}{{{SERVICE}}})",
+                            "{{db_client_connection_pool_name}}",
+                        )
+                    ],
+                    "stat",
+                    "percentunit",
+                    6,
+                    thresholds=pool_steps,
+                ),
+                Panel(
+                    "Connections by state",
+                    [
+                        (
+                            f"sum by ({by_pool}, {m.DB_CONNECTION_STATE}) ({m.DB_CONNECTION_COUNT}{{{SERVICE}}})",
+                            "{{db_client_connection_pool_name}} {{db_client_connection_state}}",
+                        ),
+                        (
+                            f"max by ({by_pool}) ({m.DB_CONNECTION_MAX}{{{SERVICE}}})",
+                            "max {{db_client_connection_pool_name}}",
+                        ),
+                    ],
+                    width=6,
+                    stack=False,
+                ),
+                Panel(
+                    "Waiting for a connection",
+                    [
+                        (
+                            f"sum by ({by_pool}) ({m.DB_CONNECTION_PENDING}{{{SERVICE}}})",
+                            "waiting {{db_client_connection_pool_name}}",
+                        ),
+                        (
+                            f"histogram_quantile(0.95, sum by ({by_pool}, le) "
+                            f"(rate({m.DB_CONNECTION_WAIT_BUCKET}{{{SERVICE}}}[{RATE}])))",
+                            "p95 wait (s) {{db_client_connection_pool_name}}",
+                        ),
+                    ],
+                    width=6,
+                ),
+                Panel(
+                    "Checkout timeouts per second",
+                    [
+                        (
+                            f"sum by ({by_pool}) (rate({m.DB_CONNECTION_TIMEOUTS}{{{SERVICE}}}[{RATE}]))",
+                            "{{db_client_connection_pool_name}}",
+                        )
+                    ],
+                    unit="ops",
+                    width=6,
+                    description="The pool gave up waiting (pool_timeout): the callers got an error.",
+                ),
+            ],
+        ),
+        Row(
+            "Cache",
+            [
+                Panel(
+                    "Cache hit ratio",
+                    [
+                        (
+                            f'sum by (job, cache_name) (rate({lookups}{{{SERVICE}, cache_outcome="hit"}}[{RATE}]))\n/\n'
+                            f"sum by (job, cache_name) (rate({lookups}{{{SERVICE}}}[{RATE}]))",
+                            "{{cache_name}}",
+                        )
+                    ],
+                    "stat",
+                    "percentunit",
+                    8,
+                    description="Lookups counted by otel_dist.cache_lookup: higher is better.",
+                ),
+                Panel(
+                    "Cache lookups per second",
+                    [
+                        (
+                            f"sum by (job, cache_name, cache_outcome) (rate({lookups}{{{SERVICE}}}[{RATE}]))",
+                            "{{cache_name}} {{cache_outcome}}",
+                        )
+                    ],
+                    unit="ops",
+                    width=16,
+                    stack=True,
+                ),
+            ],
+        ),
+        Row(
+            "Slow query log",
+            [
+                Panel(
+                    "Slow queries (db.query.slow)",
+                    [(f'{STREAM} |= "db.query.slow"', "")],
+                    "logs",
+                    width=24,
+                    height=10,
+                    datasource=dict(LOKI),
+                    description="Each line: duration_s, db.operation.name, db.collection.name, sanitized statement.",
+                ),
+            ],
+        ),
+    ]
+    return dashboard(
+        "otel-dist-database",
+        "otel-dist / Database and cache",
+        rows,
+        description=(
+            "Query time, throughput, slow and failed queries, connection pool use and waits (otel_dist.db), cache "
+            "hit ratio (otel_dist.cache_lookup). Database size needs a database-side exporter (postgres_exporter)."
+        ),
     )
 
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -169,3 +170,40 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield server
     finally:
         server.close()
+
+
+# --- the examples (examples/*): one stack with test timings, shared by their modules ------------------------------
+
+
+@pytest.fixture(scope="session")
+def alert_receiver() -> Iterator[WebhookReceiver]:
+    """The loopback webhook every receiver of the examples' Alertmanager points at."""
+    server = WebhookReceiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@dataclass(frozen=True)
+class ExampleStack:
+    """The examples' stack and the copy of the configs it runs from (its rules folder is rewritten per example)."""
+
+    stack: Stack
+    repo: Path
+    receiver: WebhookReceiver
+
+
+@pytest.fixture(scope="session")
+def examples_stack(tmp_path_factory: pytest.TempPathFactory, alert_receiver: WebhookReceiver) -> Iterator[ExampleStack]:
+    from tests.e2e.example_stack import write_stack_config
+
+    repo = tmp_path_factory.mktemp("examples-repo")
+    write_stack_config(repo, alert_receiver.url)
+    stack = start_stack(
+        ports=Ports.free(), data_dir=tmp_path_factory.mktemp("examples-stack"), binaries=stack_binaries(), repo=repo
+    )
+    try:
+        yield ExampleStack(stack, repo, alert_receiver)
+    finally:
+        stack.stop()

@@ -1,0 +1,236 @@
+"""What the examples' end-to-end tests share: one stack with test timings, each example's rules loaded in turn.
+
+The stack runs from a copy of the repository's configs: Prometheus evaluates rules every second and Alertmanager
+runs the local variant of alertmanager.yml (every receiver on a webhook server of the test session, short group
+timings). Its rules folder starts empty; each example module renders its own spec (``examples/<x>/objectives.yaml``)
+with every ``for`` shortened to a few seconds, writes the files there and reloads Prometheus (SIGHUP), so the
+examples take turns on one stack instead of starting one each.
+
+Also here: a prober that calls an app's readiness endpoint every second (as an orchestrator would, so the health
+gauges move), and the checks every example makes against Prometheus, Jaeger and VictoriaLogs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from otel_dist.rules import catalog
+from otel_dist.rules.alertmanager import local_variant
+from otel_dist.rules.render import render
+from otel_dist.rules.runbooks import substitute
+from otel_dist.rules.spec import parse_spec
+from otel_dist.stack import http
+from otel_dist.stack.supervisor import LOCAL_ONLY_CONFIGS, REPO_ROOT, SHARED_CONFIGS, Stack
+from tests.e2e.conftest import eventually
+from tests.rules.webhook import WebhookReceiver
+
+#: Every run's settings: 100 % sampling unless the example says otherwise, fast exports.
+EXAMPLE_ENV = {
+    "OTEL_DIST_ENVIRONMENT": "e2e",
+    "OTEL_TRACES_SAMPLER": "always_on",
+    "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+    "OTEL_BSP_SCHEDULE_DELAY": "100",
+    "OTEL_BLRP_SCHEDULE_DELAY": "100",
+}
+#: ``for`` of every alert in the test rendering of an example's spec.
+TEST_FOR = "3s"
+#: Seconds for an alert to reach the webhook (export 1 s, evaluation 1 s, for 3 s, group_wait 3 s, retries).
+DELIVERY_WAIT = 120.0
+
+
+def write_stack_config(repo: Path, receiver_url: str) -> None:
+    """The repository's stack configs with test timings and no rules, laid out as start_stack(repo=...) expects."""
+    for path in (*SHARED_CONFIGS, *LOCAL_ONLY_CONFIGS):
+        source, target = REPO_ROOT / path, repo / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_file():
+            shutil.copy(source, target)
+    (repo / "prometheus/rules").mkdir(parents=True, exist_ok=True)
+    prometheus = yaml.safe_load((REPO_ROOT / "prometheus/prometheus.yml").read_text())
+    prometheus["global"]["evaluation_interval"] = "1s"
+    (repo / "prometheus/prometheus.yml").write_text(yaml.safe_dump(prometheus, sort_keys=False))
+    (repo / "alertmanager/alertmanager.yml").write_text(
+        local_variant(
+            REPO_ROOT / "alertmanager/alertmanager.yml",
+            base_url=receiver_url,
+            secrets_dir=repo / "alertmanager/secrets",
+            timings={"group_wait": "3s", "group_interval": "1s", "repeat_interval": "1h"},
+        )
+    )
+
+
+def _shorten(node: Any) -> Any:
+    """Every ``for`` / ``*_for`` duration of a spec set to TEST_FOR."""
+    if isinstance(node, dict):
+        return {
+            key: TEST_FOR if (key == "for" or str(key).endswith("_for")) and isinstance(value, str) else _shorten(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_shorten(item) for item in node]
+    return node
+
+
+def fast_rendering(spec_path: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The example's spec rendered with short ``for`` durations (and ``overrides`` merged at the top level)."""
+    data = _shorten(yaml.safe_load(spec_path.read_text()))
+    data.update(overrides or {})
+    return render(parse_spec(data, source=spec_path))
+
+
+def load_rules(stack: Stack, repo: Path, files: Mapping[str, str]) -> None:
+    """Replace the stack's rules with ``files`` and reload Prometheus; wait until every group is loaded."""
+    rules_dir = repo / "prometheus/rules"
+    for old in rules_dir.glob("*.yml"):
+        old.unlink()
+    groups: set[str] = set()
+    for name, text in files.items():
+        (rules_dir / name).write_text(text)
+        groups.update(group["name"] for group in yaml.safe_load(text)["groups"])
+    os.kill(stack.records["prometheus"].pid, signal.SIGHUP)
+
+    def loaded() -> None:
+        answer = http.get_json(f"{stack.prometheus_url}/api/v1/rules")
+        assert {g["name"] for g in answer["data"]["groups"]} == groups
+
+    eventually(loaded, timeout=30)
+
+
+@contextmanager
+def probing(base_url: str, path: str = "/health/ready", interval: float = 1.0) -> Iterator[list[int]]:
+    """Call ``path`` every ``interval`` seconds in a thread while the block runs; yields the statuses seen."""
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        with httpx.Client(timeout=10.0) as client:
+            while not stop.is_set():
+                try:
+                    statuses.append(client.get(f"{base_url}{path}").status_code)
+                except httpx.HTTPError:
+                    statuses.append(0)
+                stop.wait(interval)
+
+    thread = threading.Thread(target=run, name="prober", daemon=True)
+    thread.start()
+    try:
+        yield statuses
+    finally:
+        stop.set()
+        thread.join(15)
+
+
+# --- checks against the backends ------------------------------------------------------------------------------
+
+
+def metric_names(stack: Stack, service: str) -> set[str]:
+    return http.metric_names(stack.prometheus_url, f'{{job="{service}"}}')
+
+
+def assert_emits(stack: Stack, service: str, names: set[str] | frozenset[str]) -> None:
+    """Prometheus has every metric of ``names`` for the service (waits for them)."""
+
+    def emitted() -> None:
+        assert sorted(set(names) - metric_names(stack, service)) == []
+
+    eventually(emitted)
+
+
+def trace_spans(stack: Stack, trace_id: str) -> list[dict[str, Any]]:
+    """The spans of one trace once Jaeger holds it."""
+
+    def spans() -> list[dict[str, Any]]:
+        found = http.jaeger_trace(stack.jaeger_url, trace_id)
+        assert found, f"no trace {trace_id} in Jaeger yet"
+        return found
+
+    return eventually(spans)
+
+
+def request_lines(stack: Stack, service: str, request_id: str, *, at_least: int = 1) -> list[dict[str, str]]:
+    """Every log line of one request, by request_id (the query the README shows)."""
+    query = f'"service.name":={http.logsql_quote(service)} request_id:={http.logsql_quote(request_id)}'
+
+    def lines() -> list[dict[str, str]]:
+        found = http.logsql(stack.victorialogs_url, query)
+        assert len(found) >= at_least, (query, found)
+        return found
+
+    return eventually(lines)
+
+
+def firing(stack: Stack, alert: str, service: str, severity: str | None = None) -> list[dict[str, Any]]:
+    """The alert's instances for the service that fire now in Prometheus."""
+    alerts = http.get_json(f"{stack.prometheus_url}/api/v1/alerts")["data"]["alerts"]
+    return [
+        a
+        for a in alerts
+        if a["labels"]["alertname"] == alert
+        and a["labels"].get("service") == service
+        and a["state"] == "firing"
+        and (severity is None or a["labels"]["severity"] == severity)
+    ]
+
+
+def pages(receiver: WebhookReceiver, alert: str, service: str, action: str = "trigger") -> list[dict[str, Any]]:
+    """PagerDuty events (critical alerts) about the alert of the service."""
+    return [
+        m
+        for m in receiver.at("/pager")
+        if m["event_action"] == action and f"{alert} on {service}:" in m["payload"]["summary"]
+    ]
+
+
+def chats(receiver: WebhookReceiver, alert: str, service: str, severity: str) -> list[dict[str, Any]]:
+    """Slack messages about the alert of the service carrying a firing alert of ``severity``."""
+    return [
+        m
+        for m in receiver.at("/chat")
+        if alert in m["attachments"][0]["title"]
+        and service in m["attachments"][0]["title"]
+        and f"[{severity}] *{service}:" in m["attachments"][0]["text"]
+    ]
+
+
+def dashboard_queries(model: dict[str, Any], service: str) -> list[tuple[str, str]]:
+    """(panel title, PromQL with Grafana's variables filled in) of every Prometheus query of a dashboard."""
+    from otel_dist.rules.dashboards import queries
+
+    values = {"service": service, "env": ".*", "collector": "otelcol", "__rate_interval": "5m", "__auto": "1m"}
+    return [(title, substitute(expr, values)) for title, kind, expr in queries(model) if kind == "prometheus"]
+
+
+def assert_dashboard_returns_service_series(stack: Stack, model: dict[str, Any], service: str) -> None:
+    """Every Prometheus panel query returns series of the service (no padding), waiting for rates to form."""
+    for title, query in dashboard_queries(model, service):
+        assert "$" not in query, query
+
+        def returns(query: str = query, title: str = title) -> None:
+            result = http.promql(stack.prometheus_url, query)
+            assert result, f"{model['title']} / {title}: no series for\n{query}"
+            jobs = {series["metric"].get("job") for series in result}
+            assert jobs == {service}, (title, jobs)
+
+        eventually(returns, timeout=90, interval=2.0)
+
+
+CLIENT_METRICS = catalog.CLIENT_METRICS
+
+
+def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
