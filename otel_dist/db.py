@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import structlog
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
-from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider, use_span
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, TracerProvider, use_span
 
 __all__ = ["SQLAlchemyTelemetry", "database_check", "instrument_engine", "sanitize_statement"]
 
@@ -365,11 +366,15 @@ class SQLAlchemyTelemetry:
         if collection:
             attributes["db.collection.name"] = collection
         target = collection or info.namespace
-        span = self.tracer.start_span(
-            f"{operation} {target}" if target and operation != "OTHER" else (target or info.system),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-        )
+        span: Span
+        if not is_instrumentation_enabled():  # suppressed (a health check's query): metrics only
+            span = INVALID_SPAN
+        else:
+            span = self.tracer.start_span(
+                f"{operation} {target}" if target and operation != "OTHER" else (target or info.system),
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+            )
         if span.is_recording():
             span.set_attribute("db.query.text", sanitized)
             if info.address:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import MeterProvider
 
 Check = Callable[[], Any]
@@ -77,11 +78,14 @@ class HealthChecks:
         started = time.perf_counter()
         result: dict[str, Any] = {"required": item.required}
         try:
+            # A probe is not user traffic: the check's own client spans (a query, a PING) would each start a
+            # trace of their own, so instrumentations are suppressed while it runs (its metrics stay).
             if inspect.iscoroutinefunction(item.check):
-                outcome = await asyncio.wait_for(item.check(), item.timeout)
+                with suppress_instrumentation():
+                    outcome = await asyncio.wait_for(item.check(), item.timeout)
             else:
                 if item.running is None or item.running.done():
-                    item.running = self._pool.submit(item.check)
+                    item.running = self._pool.submit(_untraced, item.check)
                 outcome = await asyncio.wait_for(asyncio.wrap_future(item.running), item.timeout)
             healthy = outcome is not False
             if isinstance(outcome, dict):
@@ -150,6 +154,11 @@ class HealthChecks:
     def paths(self) -> list[str]:
         """Every path this registry answers."""
         return [self.prefix, f"{self.prefix}/ready", *(f"{self.prefix}/{name}" for name in self._checks)]
+
+
+def _untraced(check: Check) -> Any:
+    with suppress_instrumentation():
+        return check()
 
 
 def disk_space_check(path: str, *, min_free_bytes: int) -> Check:

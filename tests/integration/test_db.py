@@ -267,3 +267,26 @@ def test_the_database_health_check_reports_the_database_and_its_pool(postgres: P
     finally:
         postgres.start()
         engine.dispose()
+
+
+def test_a_health_check_query_is_measured_but_starts_no_trace(postgres: PostgresServer, receiver, configure) -> None:
+    telemetry = configure(endpoint=receiver.endpoint)
+    sync_engine = sa.create_engine(postgres.url())
+    async_engine = create_async_engine(postgres.url())
+    health = otel_dist.HealthChecks()
+    health.add("db", otel_dist.database_check(sync_engine))
+    health.add("db_async", otel_dist.database_check(async_engine))
+
+    async def probe() -> tuple[int, dict[str, Any]]:
+        try:
+            return await health.report()
+        finally:
+            await async_engine.dispose()
+
+    code, body = asyncio.run(probe())
+    sync_engine.dispose()
+    assert code == 200, body
+    telemetry.force_flush(5)
+    assert [s.item.name for s in receiver.spans() if s.scope == "otel_dist.db"] == []  # a probe is not traffic
+    [(_, histogram)] = points(receiver, "db.client.operation.duration")
+    assert histogram.count == 2
