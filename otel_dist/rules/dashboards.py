@@ -926,6 +926,107 @@ def security(spec: Spec) -> dict[str, Any]:
 
 # --- dependencies: rendered for the services that use a database or a cache ------------------------------------
 
+
+def overview(spec: Spec) -> dict[str, Any]:
+    """At a glance, for a service with a database: health, p95, 5xx ratio, in flight, pool use, memory."""
+    o = _default(spec).objectives
+    error_steps = [o.error_ratio.warning or 0, o.error_ratio.critical or 0] if o.error_ratio else []
+    latency = o.latency
+    latency_steps = [latency.threshold.warning or 0, latency.threshold.critical or 0] if latency else []
+    q = quantile_name(latency.percentile) if latency else "p95"
+    pool_steps = [o.db_pool.warning or 0, o.db_pool.critical or 0] if o.db_pool else []
+    memory_steps = [o.memory.warning or 0, o.memory.critical or 0] if o.memory else []
+    by_pool = f"job, {m.DB_POOL_NAME}"
+    used = f'{m.DB_CONNECTION_COUNT}{{{SERVICE}, {m.DB_CONNECTION_STATE}="used"}}'
+    rows = [
+        Row(
+            "At a glance",
+            [
+                Panel(
+                    "Health checks passing",
+                    [(f"min by (job) ({m.HEALTH_CHECK_STATUS}{{{SERVICE}}})", "{{job}}")],
+                    "stat",
+                    "short",
+                    4,
+                    description="1: every health check of every instance passes (the last probe); 0: one fails.",
+                ),
+                Panel(
+                    f"Response time {q} (5m)",
+                    [(f"max by (job) ({m.job_quantile(q)}{{{SERVICE}}})", "{{job}}")],
+                    "stat",
+                    "s",
+                    4,
+                    thresholds=latency_steps,
+                ),
+                Panel(
+                    "Error ratio (5xx, 5m)",
+                    [(f"max by (job) ({m.JOB_ERROR_RATIO}{{{SERVICE}}})", "{{job}}")],
+                    "stat",
+                    "percentunit",
+                    4,
+                    thresholds=error_steps,
+                ),
+                Panel(
+                    "Requests in flight",
+                    [(f"sum by (job) ({m.HTTP_ACTIVE_REQUESTS}{{{SERVICE}}})", "{{job}}")],
+                    "stat",
+                    "short",
+                    4,
+                ),
+                Panel(
+                    "Database connections in use / pool",
+                    [
+                        (
+                            f"max by ({by_pool}) ({used})\n/\nmax by ({by_pool}) ({m.DB_CONNECTION_MAX}{{{SERVICE}}})",
+                            "{{db_client_connection_pool_name}}",
+                        )
+                    ],
+                    "stat",
+                    "percentunit",
+                    4,
+                    thresholds=pool_steps,
+                ),
+                Panel(
+                    "Memory used / limit",
+                    [
+                        (
+                            f"max by (job) (\n  {m.PROCESS_MEMORY_USAGE}{{{SERVICE}}}\n"
+                            f"  / {m.PROCESS_MEMORY_LIMIT}{{{SERVICE}}}\n)",
+                            "{{job}}",
+                        )
+                    ],
+                    "stat",
+                    "percentunit",
+                    4,
+                    thresholds=memory_steps,
+                ),
+            ],
+        ),
+        Row(
+            "Over time",
+            [
+                Panel(
+                    "Error ratio (5xx, 5m)",
+                    [(f"max by (job) ({m.JOB_ERROR_RATIO}{{{SERVICE}}})", "{{job}}")],
+                    unit="percentunit",
+                    thresholds=error_steps,
+                ),
+                Panel(
+                    "Requests per second",
+                    [(f"sum by (job) ({m.JOB_REQUESTS_RATE}{{{SERVICE}}})", "{{job}}")],
+                    unit="reqps",
+                ),
+            ],
+        ),
+    ]
+    return dashboard(
+        "otel-dist-overview",
+        "otel-dist / System overview",
+        rows,
+        description="At a glance: health checks, latency, errors, requests in flight, connection pool and memory.",
+    )
+
+
 #: Queries at or above this many seconds count as slow on the database dashboard (a bucket edge of
 #: otel_dist.metrics.DURATION_BUCKETS, the default of OTEL_DIST_DB_SLOW_QUERY_THRESHOLD).
 SLOW_QUERY_SECONDS: Final = 1.0
@@ -980,7 +1081,11 @@ def database(spec: Spec) -> dict[str, Any]:
                         )
                     ],
                     unit="ops",
-                    description="From the duration buckets; the statements are in the db.query.slow log lines below.",
+                    description=(
+                        "From the duration buckets. The statements are in the db.query.slow log lines: "
+                        '"service.name":="$service" _msg:="db.query.slow" (LogsQL), {service_name="$service"} '
+                        '|= "db.query.slow" (LogQL).'
+                    ),
                 ),
                 Panel(
                     "Failed queries by error type",
@@ -1083,20 +1188,6 @@ def database(spec: Spec) -> dict[str, Any]:
                     unit="ops",
                     width=16,
                     stack=True,
-                ),
-            ],
-        ),
-        Row(
-            "Slow query log",
-            [
-                Panel(
-                    "Slow queries (db.query.slow)",
-                    [(f'{STREAM} |= "db.query.slow"', "")],
-                    "logs",
-                    width=24,
-                    height=10,
-                    datasource=dict(LOKI),
-                    description="Each line: duration_s, db.operation.name, db.collection.name, sanitized statement.",
                 ),
             ],
         ),

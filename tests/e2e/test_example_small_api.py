@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from otel_dist.rules import catalog
-from otel_dist.rules.dashboards import database
+from otel_dist.rules.dashboards import database, overview
 from otel_dist.rules.spec import load_spec
 from otel_dist.stack import http
 from otel_dist.stack.example import ExampleApp, start_example_app
@@ -213,10 +213,12 @@ def test_the_health_endpoints_report_each_component(small_api: Running) -> None:
     assert cache["required"] is False
 
 
-def test_every_database_dashboard_query_returns_the_service_series(
-    examples_stack: ExampleStack, small_api: Running, traffic: Traffic, overload: list[int]
+@pytest.mark.parametrize("build", [overview, database], ids=["overview", "database"])
+def test_every_query_of_the_overview_and_database_dashboards_returns_the_service_series(
+    examples_stack: ExampleStack, small_api: Running, traffic: Traffic, overload: list[int], build: Any
 ) -> None:
-    assert_dashboard_returns_service_series(examples_stack.stack, database(load_spec(SPEC)), small_api.service)
+    assert httpx.get(f"{small_api.url}/health/ready").status_code == 200  # a probe: the health gauges
+    assert_dashboard_returns_service_series(examples_stack.stack, build(load_spec(SPEC)), small_api.service)
 
 
 @pytest.fixture(scope="module")
