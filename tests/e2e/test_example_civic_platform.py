@@ -298,6 +298,18 @@ def test_a_stopped_database_pages_through_alertmanager(
     receiver.wait_for(
         lambda: bool(chats(receiver, "HTTPErrorRateHigh", service, "critical")), timeout=DELIVERY_WAIT, what="chat"
     )
+    # The README's "errors by type" query finds the outage's cause.
+    query = (
+        f'_time:1h "service.name":="{service}" severity_text:=ERROR | stats by ("exception.type") count() errors '
+        "| sort by (errors desc)"
+    )
+
+    def by_type() -> None:
+        rows = http.logsql(examples_stack.stack.victorialogs_url, query)
+        typed = {row["exception.type"]: row["errors"] for row in rows if "exception.type" in row}
+        assert typed == {"sqlalchemy.exc.OperationalError": "40"}, rows
+
+    eventually(by_type)
 
 
 def test_a_scraper_run_against_a_stopped_database_fails_and_says_so(
