@@ -1032,6 +1032,42 @@ def overview(spec: Spec) -> dict[str, Any]:
 SLOW_QUERY_SECONDS: Final = 1.0
 
 
+def _cache_row() -> Row:
+    """Hit ratio and lookups per cache (otel_dist.cache_lookup)."""
+    lookups = m.CACHE_LOOKUPS
+    return Row(
+        "Cache",
+        [
+            Panel(
+                "Cache hit ratio",
+                [
+                    (
+                        f'sum by (job, cache_name) (rate({lookups}{{{SERVICE}, cache_outcome="hit"}}[{RATE}]))\n/\n'
+                        f"sum by (job, cache_name) (rate({lookups}{{{SERVICE}}}[{RATE}]))",
+                        "{{cache_name}}",
+                    )
+                ],
+                "stat",
+                "percentunit",
+                8,
+                description="Lookups counted by otel_dist.cache_lookup; higher is better (CacheHitRatioLow).",
+            ),
+            Panel(
+                "Cache lookups per second",
+                [
+                    (
+                        f"sum by (job, cache_name, cache_outcome) (rate({lookups}{{{SERVICE}}}[{RATE}]))",
+                        "{{cache_name}} {{cache_outcome}}",
+                    )
+                ],
+                unit="ops",
+                width=16,
+                stack=True,
+            ),
+        ],
+    )
+
+
 def database(spec: Spec) -> dict[str, Any]:
     """Query time percentiles, pool status and waits, slow queries, query errors, cache hit ratio."""
     o = _default(spec).objectives
@@ -1041,7 +1077,6 @@ def database(spec: Spec) -> dict[str, Any]:
     by_query = "job, db_operation_name, db_collection_name"
     by_pool = f"job, {m.DB_POOL_NAME}"
     used = f'{m.DB_CONNECTION_COUNT}{{{SERVICE}, {m.DB_CONNECTION_STATE}="used"}}'
-    lookups = m.CACHE_LOOKUPS
     rows = [
         Row(
             "Queries",
@@ -1160,37 +1195,7 @@ def database(spec: Spec) -> dict[str, Any]:
                 ),
             ],
         ),
-        Row(
-            "Cache",
-            [
-                Panel(
-                    "Cache hit ratio",
-                    [
-                        (
-                            f'sum by (job, cache_name) (rate({lookups}{{{SERVICE}, cache_outcome="hit"}}[{RATE}]))\n/\n'
-                            f"sum by (job, cache_name) (rate({lookups}{{{SERVICE}}}[{RATE}]))",
-                            "{{cache_name}}",
-                        )
-                    ],
-                    "stat",
-                    "percentunit",
-                    8,
-                    description="Lookups counted by otel_dist.cache_lookup: higher is better.",
-                ),
-                Panel(
-                    "Cache lookups per second",
-                    [
-                        (
-                            f"sum by (job, cache_name, cache_outcome) (rate({lookups}{{{SERVICE}}}[{RATE}]))",
-                            "{{cache_name}} {{cache_outcome}}",
-                        )
-                    ],
-                    unit="ops",
-                    width=16,
-                    stack=True,
-                ),
-            ],
-        ),
+        _cache_row(),
     ]
     return dashboard(
         "otel-dist-database",
@@ -1200,6 +1205,17 @@ def database(spec: Spec) -> dict[str, Any]:
             "Query time, throughput, slow and failed queries, connection pool use and waits (otel_dist.db), cache "
             "hit ratio (otel_dist.cache_lookup). Database size needs a database-side exporter (postgres_exporter)."
         ),
+    )
+
+
+def cache(spec: Spec) -> dict[str, Any]:
+    """Hit ratio and lookups of every cache of the service, for services with a cache and no database."""
+    del spec
+    return dashboard(
+        "otel-dist-cache",
+        "otel-dist / Cache",
+        [_cache_row()],
+        description="Cache hit ratio and lookups per cache.name (otel_dist.cache_lookup).",
     )
 
 

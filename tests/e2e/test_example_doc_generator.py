@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from otel_dist.rules.dashboards import cache
+from otel_dist.rules.spec import load_spec
 from otel_dist.stack import http
 from otel_dist.stack.example import ExampleApp, start_example_app
 from otel_dist.stack.supervisor import REPO_ROOT
@@ -25,6 +27,7 @@ from tests.e2e.conftest import ExampleStack, eventually
 from tests.e2e.example_stack import (
     DELIVERY_WAIT,
     EXAMPLE_ENV,
+    assert_dashboard_returns_service_series,
     assert_emits,
     fast_rendering,
     load_rules,
@@ -196,6 +199,12 @@ def test_log_lines_carry_the_extra_fields_and_never_a_secret(
     assert everything
     assert not [line for line in everything if WRONG_KEY in str(line)]
     assert WRONG_KEY not in generator.app.output()
+
+
+def test_every_query_of_the_cache_dashboard_returns_the_service_series(
+    examples_stack: ExampleStack, answers: dict[str, httpx.Response]
+) -> None:
+    assert_dashboard_returns_service_series(examples_stack.stack, cache(load_spec(SPEC)), SERVICE)
 
 
 def test_every_named_health_check_answers(generator: Running) -> None:
