@@ -155,6 +155,7 @@ DB_POOL_NAME: Final = "db_client_connection_pool_name"
 DB_CONNECTION_PENDING: Final = "db_client_connection_pending_requests"
 DB_CONNECTION_TIMEOUTS: Final = "db_client_connection_timeouts_total"
 DB_CONNECTION_WAIT_BUCKET: Final = "db_client_connection_wait_time_seconds_bucket"
+DB_CONNECTION_WAIT_COUNT: Final = "db_client_connection_wait_time_seconds_count"
 #: db.client.operation.duration (s), labels db_system_name, db_namespace, db_operation_name, db_collection_name,
 #: error_type: one series per statement kind and table.
 DB_OPERATION_DURATION_BUCKET: Final = "db_client_operation_duration_seconds_bucket"

@@ -1075,6 +1075,7 @@ def database(spec: Spec) -> dict[str, Any]:
     slow = getattr(getattr(o, "db_slow_queries", None), "threshold_seconds", SLOW_QUERY_SECONDS)
     bucket, count = m.DB_OPERATION_DURATION_BUCKET, m.DB_OPERATION_DURATION_COUNT
     by_query = "job, db_operation_name, db_collection_name"
+    by_op = "job, db_operation_name"
     by_pool = f"job, {m.DB_POOL_NAME}"
     used = f'{m.DB_CONNECTION_COUNT}{{{SERVICE}, {m.DB_CONNECTION_STATE}="used"}}'
     rows = [
@@ -1123,15 +1124,17 @@ def database(spec: Spec) -> dict[str, Any]:
                     ),
                 ),
                 Panel(
-                    "Failed queries by error type",
+                    "Failed queries / queries",
                     [
                         (
-                            f'sum by (job, db_operation_name, error_type) (rate({count}{{{SERVICE}, error_type!=""}}'
-                            f"[{RATE}]))",
-                            "{{db_operation_name}} {{error_type}}",
+                            f'(\n  sum by ({by_op}) (rate({count}{{{SERVICE}, error_type!=""}}[{RATE}]))\n  or\n'
+                            f"  0 * sum by ({by_op}) (rate({count}{{{SERVICE}}}[{RATE}]))\n)\n/\n"
+                            f"sum by ({by_op}) (rate({count}{{{SERVICE}}}[{RATE}]))",
+                            "{{db_operation_name}}",
                         )
                     ],
-                    unit="ops",
+                    unit="percentunit",
+                    description="Queries that raised, by operation; their error.type is on the query spans and logs.",
                 ),
             ],
         ),
@@ -1185,13 +1188,17 @@ def database(spec: Spec) -> dict[str, Any]:
                     "Checkout timeouts per second",
                     [
                         (
-                            f"sum by ({by_pool}) (rate({m.DB_CONNECTION_TIMEOUTS}{{{SERVICE}}}[{RATE}]))",
+                            f"sum by ({by_pool}) (rate({m.DB_CONNECTION_TIMEOUTS}{{{SERVICE}}}[{RATE}]))\nor\n"
+                            f"0 * sum by ({by_pool}) (rate({m.DB_CONNECTION_WAIT_COUNT}{{{SERVICE}}}[{RATE}]))",
                             "{{db_client_connection_pool_name}}",
                         )
                     ],
                     unit="ops",
                     width=6,
-                    description="The pool gave up waiting (pool_timeout): the callers got an error.",
+                    description=(
+                        "The pool gave up waiting (pool_timeout): the callers got an error. The counter appears with "
+                        "the first timeout; 0 before."
+                    ),
                 ),
             ],
         ),
