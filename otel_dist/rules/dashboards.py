@@ -1226,6 +1226,11 @@ def cache(spec: Spec) -> dict[str, Any]:
     )
 
 
+#: Dashboards for services with a database or a cache: rendered when a spec asks for them (``dashboards:`` of the
+#: objectives spec), never for the shipped spec (its service has neither).
+DEPENDENCY_DASHBOARDS: Final = {"overview.json": overview, "database.json": database, "cache.json": cache}
+
+
 #: The dashboards a spec renders unless it lists others (``dashboards:``).
 GENERIC_DASHBOARDS: Final = {
     "service-overview.json": service_overview,
@@ -1234,7 +1239,12 @@ GENERIC_DASHBOARDS: Final = {
     "logs.json": logs,
     "telemetry-pipeline.json": pipeline,
 }
-DASHBOARDS: Final = {**GENERIC_DASHBOARDS, "operations.json": operations, "security.json": security}
+DASHBOARDS: Final = {
+    **GENERIC_DASHBOARDS,
+    "operations.json": operations,
+    "security.json": security,
+    **DEPENDENCY_DASHBOARDS,
+}
 
 
 Builder = Callable[[Spec], dict[str, Any]]

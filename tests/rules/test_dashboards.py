@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from otel_dist.rules import catalog
-from otel_dist.rules.dashboards import GENERIC_DASHBOARDS, queries
+from otel_dist.rules.dashboards import DEPENDENCY_DASHBOARDS, GENERIC_DASHBOARDS, queries
 from otel_dist.rules.promql import metric_names, stream_selector_labels
+from otel_dist.rules.spec import Spec
 from otel_dist.stack.supervisor import REPO_ROOT
 from tests.rules.conftest import DASHBOARDS_DIR, load_yaml
 
@@ -141,3 +142,24 @@ def test_dashboards_are_provisioned_from_the_folder_compose_mounts() -> None:
     mounts = {v.split(":")[0]: v.split(":")[1] for v in grafana["volumes"] if v.startswith("./")}
     assert mounts["./grafana/dashboards"] == provider["options"]["path"]
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+@pytest.mark.parametrize("name", sorted(DEPENDENCY_DASHBOARDS))
+def test_the_dependency_dashboards_query_only_client_metrics_of_the_service(
+    name: str, spec: Spec, recorded: set[str]
+) -> None:
+    """overview, database, cache: rendered on request for services with a database or cache (tests/e2e runs them)."""
+    data = DEPENDENCY_DASHBOARDS[name](spec)
+    allowed = catalog.queryable(recorded)
+    found = queries(data)
+    assert found
+    for title, kind, expr in found:
+        assert kind == "prometheus", title
+        names = metric_names(expr)
+        assert names.metrics, f"{title}: {expr}"
+        assert not names.metrics - allowed, f"{name} / {title}: {sorted(names.metrics - allowed)}"
+        assert "$service" in expr, title
+        assert "vector(" not in expr, title
+        assert "absent(" not in expr, title
+    used = {m for _, _, expr in found for m in metric_names(expr).metrics}
+    assert used & catalog.CLIENT_METRICS, "a dependency dashboard shows client metrics"
