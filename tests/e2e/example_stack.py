@@ -228,6 +228,13 @@ def assert_dashboard_returns_service_series(stack: Stack, model: dict[str, Any],
 CLIENT_METRICS = catalog.CLIENT_METRICS
 
 
+def rendered_dashboards(spec_path: Path) -> list[dict[str, Any]]:
+    """The dashboards rendered into an example's folder (monitoring/dashboards/, next to its spec)."""
+    import json
+
+    return [json.loads(p.read_text()) for p in sorted((spec_path.parent / "dashboards").glob("*.json"))]
+
+
 def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.5) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -35,11 +35,13 @@ from tests.e2e.conftest import ExampleStack, eventually
 from tests.e2e.example_stack import (
     DELIVERY_WAIT,
     EXAMPLE_ENV,
+    assert_dashboard_returns_service_series,
     assert_emits,
     chats,
     fast_rendering,
     load_rules,
     pages,
+    rendered_dashboards,
     request_lines,
     trace_spans,
 )
@@ -47,10 +49,12 @@ from tests.support.servers import PostgresServer, RedisServer
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
-SPEC = REPO_ROOT / "examples/civic_platform/objectives.yaml"
+SPEC = REPO_ROOT / "examples/civic_platform/monitoring/objectives.yaml"
 SAMPLE_RATIO = 0.1
 UNPARENTED = 120  # requests without a traceparent: about 10 % of them are traced
 FORCED = 4  # requests with a sampled traceparent: always traced
+#: The scrapers' service name: the one the spec's jobs entry selects (JobStale, JobFailureRateHigh).
+SCRAPERS = "civic-scrapers"
 SOURCE_BILLS = [
     {"id": f"C-{n}", "title": f"An Act respecting item {n}", "jurisdiction": "federal", "type": "government"}
     for n in range(1, 9)
@@ -216,6 +220,21 @@ def test_the_slow_trace_is_found_by_minimum_duration(
     assert found == {slow.trace_id}
 
 
+def test_every_query_of_its_dashboards_returns_the_service_series(
+    examples_stack: ExampleStack, civic: Running, traffic: list[Sent]
+) -> None:
+    assert httpx.get(f"{civic.url}/health/ready").status_code == 200  # a probe: the health gauges
+    models = rendered_dashboards(SPEC)
+    assert {m["title"].split(" / ")[1] for m in models} == {
+        "Service overview",
+        "SLOs and error budget",
+        "Runtime and resources",
+        "Database and cache",
+    }
+    for model in models:
+        assert_dashboard_returns_service_series(examples_stack.stack, model, civic.service)
+
+
 def test_every_request_has_its_logs_by_request_id_sampled_or_not(
     examples_stack: ExampleStack, civic: Running, traffic: list[Sent]
 ) -> None:
@@ -242,7 +261,7 @@ def run_scraper(stack: ExampleStack, civic: Running, service: str) -> subprocess
 def test_scraper_runs_report_as_batch_jobs_with_their_http_calls(
     examples_stack: ExampleStack, civic: Running, traffic: list[Sent]
 ) -> None:
-    stack, scrapers = examples_stack.stack, f"civic-scrapers-{uuid.uuid4().hex[:6]}"
+    stack, scrapers = examples_stack.stack, SCRAPERS
     result = run_scraper(examples_stack, civic, scrapers)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     job = f'job="{scrapers}"'
@@ -315,7 +334,7 @@ def test_a_stopped_database_pages_through_alertmanager(
 def test_a_scraper_run_against_a_stopped_database_fails_and_says_so(
     examples_stack: ExampleStack, civic: Running, traffic: list[Sent]
 ) -> None:
-    scrapers = f"civic-scrapers-{uuid.uuid4().hex[:6]}"
+    scrapers = SCRAPERS
     civic.postgres.stop()
     try:
         result = run_scraper(examples_stack, civic, scrapers)
@@ -325,10 +344,21 @@ def test_a_scraper_run_against_a_stopped_database_fails_and_says_so(
     job = f'job="{scrapers}"'
 
     def failed() -> None:
-        runs = http.promql(examples_stack.stack.prometheus_url, f"job_runs_total{{{job}}}")
-        assert [(s["metric"]["job_outcome"], s["metric"]["error_type"]) for s in runs] == [
-            ("error", "OperationalError")
-        ]
-        assert not http.promql(examples_stack.stack.prometheus_url, f"job_last_success_timestamp_seconds{{{job}}}")
+        runs = http.promql(examples_stack.stack.prometheus_url, f'job_runs_total{{{job}, job_outcome="error"}}')
+        assert [s["metric"]["error_type"] for s in runs] == ["OperationalError"]
 
     eventually(failed)
+    # One run of two failed within the failure window (above 10 %): the seed's ScraperFailures warns in the chat.
+    receiver = examples_stack.receiver
+
+    def warned() -> list[dict[str, Any]]:
+        return [
+            m
+            for m in receiver.at("/chat")
+            if m["attachments"][0]["title"] == f"[FIRING:1] JobFailureRateHigh (warning) {scrapers}"
+        ]
+
+    receiver.wait_for(lambda: bool(warned()), timeout=DELIVERY_WAIT, what="the JobFailureRateHigh chat message")
+    attachment = warned()[0]["attachments"][0]
+    assert attachment["title_link"].endswith("/JobFailureRateHigh.md")
+    assert "50% of its runs fail" in attachment["text"]

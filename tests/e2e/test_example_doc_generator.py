@@ -18,8 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel_dist.rules.dashboards import cache
-from otel_dist.rules.spec import load_spec
 from otel_dist.stack import http
 from otel_dist.stack.example import ExampleApp, start_example_app
 from otel_dist.stack.supervisor import REPO_ROOT
@@ -33,6 +31,7 @@ from tests.e2e.example_stack import (
     load_rules,
     pages,
     probing,
+    rendered_dashboards,
     request_lines,
     trace_spans,
 )
@@ -40,7 +39,7 @@ from tests.support.servers import RedisServer
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
-SPEC = REPO_ROOT / "examples/doc_generator/objectives.yaml"
+SPEC = REPO_ROOT / "examples/doc_generator/monitoring/objectives.yaml"
 #: The service name the spec's per-environment entries select.
 SERVICE = "doc-generator"
 API_KEY = "docs-" + uuid.uuid4().hex
@@ -201,10 +200,20 @@ def test_log_lines_carry_the_extra_fields_and_never_a_secret(
     assert WRONG_KEY not in generator.app.output()
 
 
-def test_every_query_of_the_cache_dashboard_returns_the_service_series(
-    examples_stack: ExampleStack, answers: dict[str, httpx.Response]
+def test_every_query_of_its_dashboards_returns_the_service_series(
+    examples_stack: ExampleStack, generator: Running, answers: dict[str, httpx.Response]
 ) -> None:
-    assert_dashboard_returns_service_series(examples_stack.stack, cache(load_spec(SPEC)), SERVICE)
+    assert httpx.get(f"{generator.url}/health/ready").status_code == 200  # a probe: the health gauges
+    models = rendered_dashboards(SPEC)
+    assert {m["title"].split(" / ")[1] for m in models} == {
+        "Service overview",
+        "Operations",
+        "Cache",
+        "Security events",
+        "Runtime and resources",
+    }
+    for model in models:
+        assert_dashboard_returns_service_series(examples_stack.stack, model, SERVICE)
 
 
 def test_every_named_health_check_answers(generator: Running) -> None:

@@ -1,7 +1,7 @@
 """End to end, seed 004: the small API (examples/small_api) with a real PostgreSQL pool of 20 and a real Redis.
 
 The app runs under uvicorn against the examples' stack (tests/e2e/example_stack.py) with its own rules loaded
-(examples/small_api/objectives.yaml, short ``for``). It is sent real traffic: item reads through the cache
+(examples/small_api/monitoring/objectives.yaml, short ``for``). It is sent real traffic: item reads through the cache
 (misses, then hits), creations (one duplicate: a failed INSERT), a slow report (a query above 1 s), 404s. Then:
 the DB, pool and cache metrics are in Prometheus by their catalog names, a request's trace in Jaeger holds its
 server span, its cache command and its query, its log lines are found by request_id, the health endpoints answer
@@ -22,8 +22,6 @@ import httpx
 import pytest
 
 from otel_dist.rules import catalog
-from otel_dist.rules.dashboards import database, overview
-from otel_dist.rules.spec import load_spec
 from otel_dist.stack import http
 from otel_dist.stack.example import ExampleApp, start_example_app
 from otel_dist.stack.supervisor import REPO_ROOT
@@ -37,6 +35,7 @@ from tests.e2e.example_stack import (
     fast_rendering,
     load_rules,
     pages,
+    rendered_dashboards,
     request_lines,
     trace_spans,
 )
@@ -45,7 +44,7 @@ from tests.support.servers import PostgresServer, RedisServer
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
 EXAMPLE = REPO_ROOT / "examples/small_api"
-SPEC = EXAMPLE / "objectives.yaml"
+SPEC = EXAMPLE / "monitoring/objectives.yaml"
 POOL_SIZE = 20
 #: A caller gives up after this many seconds without a connection (the app's SMALL_API_POOL_TIMEOUT).
 POOL_TIMEOUT = 2.0
@@ -213,12 +212,19 @@ def test_the_health_endpoints_report_each_component(small_api: Running) -> None:
     assert cache["required"] is False
 
 
-@pytest.mark.parametrize("build", [overview, database], ids=["overview", "database"])
-def test_every_query_of_the_overview_and_database_dashboards_returns_the_service_series(
-    examples_stack: ExampleStack, small_api: Running, traffic: Traffic, overload: list[int], build: Any
+def test_every_query_of_the_four_dashboards_returns_the_service_series(
+    examples_stack: ExampleStack, small_api: Running, traffic: Traffic, overload: list[int]
 ) -> None:
     assert httpx.get(f"{small_api.url}/health/ready").status_code == 200  # a probe: the health gauges
-    assert_dashboard_returns_service_series(examples_stack.stack, build(load_spec(SPEC)), small_api.service)
+    models = rendered_dashboards(SPEC)
+    assert [m["title"] for m in models] == [
+        "small-api / Database and cache",
+        "small-api / System overview",
+        "small-api / Runtime and resources",
+        "small-api / Service overview",
+    ]
+    for model in models:
+        assert_dashboard_returns_service_series(examples_stack.stack, model, small_api.service)
 
 
 @pytest.fixture(scope="module")
