@@ -927,6 +927,26 @@ def security(spec: Spec) -> dict[str, Any]:
 # --- dependencies: rendered for the services that use a database or a cache ------------------------------------
 
 
+def _pool_use(title: str, spec: Spec, *, width: int) -> Panel:
+    """Connections in use over the pool's size, per pool, with the spec's db_pool tiers as thresholds."""
+    o = _default(spec).objectives
+    by_pool = f"job, {m.DB_POOL_NAME}"
+    used = f'{m.DB_CONNECTION_COUNT}{{{SERVICE}, {m.DB_CONNECTION_STATE}="used"}}'
+    return Panel(
+        title,
+        [
+            (
+                f"max by ({by_pool}) ({used})\n/\nmax by ({by_pool}) ({m.DB_CONNECTION_MAX}{{{SERVICE}}})",
+                "{{db_client_connection_pool_name}}",
+            )
+        ],
+        "stat",
+        "percentunit",
+        width,
+        thresholds=[o.db_pool.warning or 0, o.db_pool.critical or 0] if o.db_pool else [],
+    )
+
+
 def overview(spec: Spec) -> dict[str, Any]:
     """At a glance, for a service with a database: health, p95, 5xx ratio, in flight, pool use, memory."""
     o = _default(spec).objectives
@@ -934,10 +954,7 @@ def overview(spec: Spec) -> dict[str, Any]:
     latency = o.latency
     latency_steps = [latency.threshold.warning or 0, latency.threshold.critical or 0] if latency else []
     q = quantile_name(latency.percentile) if latency else "p95"
-    pool_steps = [o.db_pool.warning or 0, o.db_pool.critical or 0] if o.db_pool else []
     memory_steps = [o.memory.warning or 0, o.memory.critical or 0] if o.memory else []
-    by_pool = f"job, {m.DB_POOL_NAME}"
-    used = f'{m.DB_CONNECTION_COUNT}{{{SERVICE}, {m.DB_CONNECTION_STATE}="used"}}'
     rows = [
         Row(
             "At a glance",
@@ -973,19 +990,7 @@ def overview(spec: Spec) -> dict[str, Any]:
                     "short",
                     4,
                 ),
-                Panel(
-                    "Database connections in use / pool",
-                    [
-                        (
-                            f"max by ({by_pool}) ({used})\n/\nmax by ({by_pool}) ({m.DB_CONNECTION_MAX}{{{SERVICE}}})",
-                            "{{db_client_connection_pool_name}}",
-                        )
-                    ],
-                    "stat",
-                    "percentunit",
-                    4,
-                    thresholds=pool_steps,
-                ),
+                _pool_use("Database connections in use / pool", spec, width=4),
                 Panel(
                     "Memory used / limit",
                     [
@@ -1071,13 +1076,11 @@ def _cache_row() -> Row:
 def database(spec: Spec) -> dict[str, Any]:
     """Query time percentiles, pool status and waits, slow queries, query errors, cache hit ratio."""
     o = _default(spec).objectives
-    pool_steps = [o.db_pool.warning or 0, o.db_pool.critical or 0] if o.db_pool else []
     slow = getattr(getattr(o, "db_slow_queries", None), "threshold_seconds", SLOW_QUERY_SECONDS)
     bucket, count = m.DB_OPERATION_DURATION_BUCKET, m.DB_OPERATION_DURATION_COUNT
     by_query = "job, db_operation_name, db_collection_name"
     by_op = "job, db_operation_name"
     by_pool = f"job, {m.DB_POOL_NAME}"
-    used = f'{m.DB_CONNECTION_COUNT}{{{SERVICE}, {m.DB_CONNECTION_STATE}="used"}}'
     rows = [
         Row(
             "Queries",
@@ -1141,19 +1144,7 @@ def database(spec: Spec) -> dict[str, Any]:
         Row(
             "Connection pool",
             [
-                Panel(
-                    "Connections in use / pool size",
-                    [
-                        (
-                            f"max by ({by_pool}) ({used})\n/\nmax by ({by_pool}) ({m.DB_CONNECTION_MAX}{{{SERVICE}}})",
-                            "{{db_client_connection_pool_name}}",
-                        )
-                    ],
-                    "stat",
-                    "percentunit",
-                    6,
-                    thresholds=pool_steps,
-                ),
+                _pool_use("Connections in use / pool size", spec, width=6),
                 Panel(
                     "Connections by state",
                     [
