@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,6 @@ from typing import Any
 import httpx
 import yaml
 
-from otel_dist.rules import catalog
 from otel_dist.rules.alertmanager import local_variant
 from otel_dist.rules.render import render
 from otel_dist.rules.runbooks import substitute
@@ -170,19 +168,6 @@ def request_lines(stack: Stack, service: str, request_id: str, *, at_least: int 
     return eventually(lines)
 
 
-def firing(stack: Stack, alert: str, service: str, severity: str | None = None) -> list[dict[str, Any]]:
-    """The alert's instances for the service that fire now in Prometheus."""
-    alerts = http.get_json(f"{stack.prometheus_url}/api/v1/alerts")["data"]["alerts"]
-    return [
-        a
-        for a in alerts
-        if a["labels"]["alertname"] == alert
-        and a["labels"].get("service") == service
-        and a["state"] == "firing"
-        and (severity is None or a["labels"]["severity"] == severity)
-    ]
-
-
 def pages(receiver: WebhookReceiver, alert: str, service: str, action: str = "trigger") -> list[dict[str, Any]]:
     """PagerDuty events (critical alerts) about the alert of the service."""
     return [
@@ -225,19 +210,8 @@ def assert_dashboard_returns_service_series(stack: Stack, model: dict[str, Any],
         eventually(returns, timeout=90, interval=2.0)
 
 
-CLIENT_METRICS = catalog.CLIENT_METRICS
-
-
 def rendered_dashboards(spec_path: Path) -> list[dict[str, Any]]:
     """The dashboards rendered into an example's folder (monitoring/dashboards/, next to its spec)."""
     import json
 
     return [json.loads(p.read_text()) for p in sorted((spec_path.parent / "dashboards").glob("*.json"))]
-
-
-def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
