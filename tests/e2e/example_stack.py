@@ -13,7 +13,6 @@ gauges move), and the checks every example makes against Prometheus, Jaeger and 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -24,12 +23,10 @@ from typing import Any
 import httpx
 import yaml
 
-from otel_dist.rules.alertmanager import local_variant
-from otel_dist.rules.render import render
-from otel_dist.rules.runbooks import substitute
-from otel_dist.rules.spec import parse_spec
+from otel_dist.rules import catalog
 from otel_dist.stack import http
-from otel_dist.stack.supervisor import LOCAL_ONLY_CONFIGS, REPO_ROOT, SHARED_CONFIGS, Stack
+from otel_dist.stack.supervisor import Stack
+from tests.e2e.alerting_stack import rendered_with, write_alerting_config
 from tests.e2e.conftest import eventually
 from tests.rules.webhook import WebhookReceiver
 
@@ -48,24 +45,8 @@ DELIVERY_WAIT = 120.0
 
 
 def write_stack_config(repo: Path, receiver_url: str) -> None:
-    """The repository's stack configs with test timings and no rules, laid out as start_stack(repo=...) expects."""
-    for path in (*SHARED_CONFIGS, *LOCAL_ONLY_CONFIGS):
-        source, target = REPO_ROOT / path, repo / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_file():
-            shutil.copy(source, target)
-    (repo / "prometheus/rules").mkdir(parents=True, exist_ok=True)
-    prometheus = yaml.safe_load((REPO_ROOT / "prometheus/prometheus.yml").read_text())
-    prometheus["global"]["evaluation_interval"] = "1s"
-    (repo / "prometheus/prometheus.yml").write_text(yaml.safe_dump(prometheus, sort_keys=False))
-    (repo / "alertmanager/alertmanager.yml").write_text(
-        local_variant(
-            REPO_ROOT / "alertmanager/alertmanager.yml",
-            base_url=receiver_url,
-            secrets_dir=repo / "alertmanager/secrets",
-            timings={"group_wait": "3s", "group_interval": "1s", "repeat_interval": "1h"},
-        )
-    )
+    """The repository's stack configs with test timings and no rules yet (tests/e2e/alerting_stack.py)."""
+    write_alerting_config(repo, receiver_url, rules={})
 
 
 def _shorten(node: Any) -> Any:
@@ -80,11 +61,9 @@ def _shorten(node: Any) -> Any:
     return node
 
 
-def fast_rendering(spec_path: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The example's spec rendered with short ``for`` durations (and ``overrides`` merged at the top level)."""
-    data = _shorten(yaml.safe_load(spec_path.read_text()))
-    data.update(overrides or {})
-    return render(parse_spec(data, source=spec_path))
+def fast_rendering(spec_path: Path) -> dict[str, str]:
+    """The example's spec rendered with every ``for`` shortened to TEST_FOR."""
+    return rendered_with(spec_path, lambda data: data.update(_shorten(data)))
 
 
 def load_rules(stack: Stack, repo: Path, files: Mapping[str, str]) -> None:
@@ -188,30 +167,4 @@ def chats(receiver: WebhookReceiver, alert: str, service: str, severity: str) ->
     ]
 
 
-def dashboard_queries(model: dict[str, Any], service: str) -> list[tuple[str, str]]:
-    """(panel title, PromQL with Grafana's variables filled in) of every Prometheus query of a dashboard."""
-    from otel_dist.rules.dashboards import queries
-
-    values = {"service": service, "env": ".*", "collector": "otelcol", "__rate_interval": "5m", "__auto": "1m"}
-    return [(title, substitute(expr, values)) for title, kind, expr in queries(model) if kind == "prometheus"]
-
-
-def assert_dashboard_returns_service_series(stack: Stack, model: dict[str, Any], service: str) -> None:
-    """Every Prometheus panel query returns series of the service (no padding), waiting for rates to form."""
-    for title, query in dashboard_queries(model, service):
-        assert "$" not in query, query
-
-        def returns(query: str = query, title: str = title) -> None:
-            result = http.promql(stack.prometheus_url, query)
-            assert result, f"{model['title']} / {title}: no series for\n{query}"
-            jobs = {series["metric"].get("job") for series in result}
-            assert jobs == {service}, (title, jobs)
-
-        eventually(returns, timeout=90, interval=2.0)
-
-
-def rendered_dashboards(spec_path: Path) -> list[dict[str, Any]]:
-    """The dashboards rendered into an example's folder (monitoring/dashboards/, next to its spec)."""
-    import json
-
-    return [json.loads(p.read_text()) for p in sorted((spec_path.parent / "dashboards").glob("*.json"))]
+CLIENT_METRICS = catalog.CLIENT_METRICS

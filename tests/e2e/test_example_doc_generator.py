@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,17 +22,16 @@ import pytest
 from otel_dist.stack import http
 from otel_dist.stack.example import ExampleApp, start_example_app
 from otel_dist.stack.supervisor import REPO_ROOT
+from tests.e2e.alerting_stack import assert_panel_returns_series, dashboard_panels, run_runbook_step, runbook_steps
 from tests.e2e.conftest import ExampleStack, eventually
 from tests.e2e.example_stack import (
     DELIVERY_WAIT,
     EXAMPLE_ENV,
-    assert_dashboard_returns_service_series,
     assert_emits,
     fast_rendering,
     load_rules,
     pages,
     probing,
-    rendered_dashboards,
     request_lines,
     trace_spans,
 )
@@ -200,20 +200,46 @@ def test_log_lines_carry_the_extra_fields_and_never_a_secret(
     assert WRONG_KEY not in generator.app.output()
 
 
-def test_every_query_of_its_dashboards_returns_the_service_series(
-    examples_stack: ExampleStack, generator: Running, answers: dict[str, httpx.Response]
+PANELS = dashboard_panels(SPEC.parent / "dashboards")
+STEPS = runbook_steps(REPO_ROOT / "examples/doc_generator/runbooks")
+
+
+def test_the_dashboards_of_the_seed() -> None:
+    assert sorted({d for d, _, _ in PANELS}) == [
+        "cache.json",
+        "operations.json",
+        "runtime.json",
+        "security.json",
+        "service-overview.json",
+    ]
+
+
+@pytest.mark.parametrize(("dashboard", "title", "expr"), PANELS, ids=[f"{d}:{t}" for d, t, _ in PANELS])
+def test_every_dashboard_query_returns_the_service_series(
+    examples_stack: ExampleStack,
+    generator: Running,
+    answers: dict[str, httpx.Response],
+    dashboard: str,
+    title: str,
+    expr: str,
 ) -> None:
     assert httpx.get(f"{generator.url}/health/ready").status_code == 200  # a probe: the health gauges
-    models = rendered_dashboards(SPEC)
-    assert {m["title"].split(" / ")[1] for m in models} == {
-        "Service overview",
-        "Operations",
-        "Cache",
-        "Security events",
-        "Runtime and resources",
+    url = examples_stack.stack.prometheus_url
+    eventually(lambda: assert_panel_returns_series(url, SERVICE, dashboard, title, expr), timeout=90, interval=2.0)
+
+
+@pytest.mark.parametrize(("alert", "index", "block"), STEPS, ids=[f"{a}:{b.lang}:{i}" for a, i, b in STEPS])
+def test_every_step_of_the_examples_runbooks_runs(
+    examples_stack: ExampleStack, answers: dict[str, httpx.Response], alert: str, index: int, block: Any
+) -> None:
+    answer = answers["wrong-key"]
+    values = {
+        "service": SERVICE,
+        "request_id": answer.headers["x-request-id"],
+        "trace_id": answer.headers["traceresponse"].split("-")[1],
+        "env": "e2e",
     }
-    for model in models:
-        assert_dashboard_returns_service_series(examples_stack.stack, model, SERVICE)
+    eventually(lambda: run_runbook_step(examples_stack.stack, block, values))
 
 
 def test_every_named_health_check_answers(generator: Running) -> None:

@@ -25,17 +25,16 @@ from otel_dist.rules import catalog
 from otel_dist.stack import http
 from otel_dist.stack.example import ExampleApp, start_example_app
 from otel_dist.stack.supervisor import REPO_ROOT
+from tests.e2e.alerting_stack import assert_panel_returns_series, dashboard_panels, run_runbook_step, runbook_steps
 from tests.e2e.conftest import ExampleStack, eventually
 from tests.e2e.example_stack import (
     DELIVERY_WAIT,
     EXAMPLE_ENV,
-    assert_dashboard_returns_service_series,
     assert_emits,
     chats,
     fast_rendering,
     load_rules,
     pages,
-    rendered_dashboards,
     request_lines,
     trace_spans,
 )
@@ -212,19 +211,40 @@ def test_the_health_endpoints_report_each_component(small_api: Running) -> None:
     assert cache["required"] is False
 
 
-def test_every_query_of_the_four_dashboards_returns_the_service_series(
-    examples_stack: ExampleStack, small_api: Running, traffic: Traffic, overload: list[int]
+PANELS = dashboard_panels(SPEC.parent / "dashboards")
+STEPS = runbook_steps(EXAMPLE / "runbooks")
+
+
+def test_the_four_dashboards_of_the_seed() -> None:
+    assert sorted({d for d, _, _ in PANELS}) == [
+        "database.json",
+        "overview.json",
+        "runtime.json",
+        "service-overview.json",
+    ]
+
+
+@pytest.mark.parametrize(("dashboard", "title", "expr"), PANELS, ids=[f"{d}:{t}" for d, t, _ in PANELS])
+def test_every_dashboard_query_returns_the_service_series(
+    examples_stack: ExampleStack, small_api: Running, overload: list[int], dashboard: str, title: str, expr: str
 ) -> None:
     assert httpx.get(f"{small_api.url}/health/ready").status_code == 200  # a probe: the health gauges
-    models = rendered_dashboards(SPEC)
-    assert [m["title"] for m in models] == [
-        "small-api / Database and cache",
-        "small-api / System overview",
-        "small-api / Runtime and resources",
-        "small-api / Service overview",
-    ]
-    for model in models:
-        assert_dashboard_returns_service_series(examples_stack.stack, model, small_api.service)
+    url, service = examples_stack.stack.prometheus_url, small_api.service
+    eventually(lambda: assert_panel_returns_series(url, service, dashboard, title, expr), timeout=90, interval=2.0)
+
+
+@pytest.mark.parametrize(("alert", "index", "block"), STEPS, ids=[f"{a}:{b.lang}:{i}" for a, i, b in STEPS])
+def test_every_step_of_the_examples_runbooks_runs(
+    examples_stack: ExampleStack, small_api: Running, traffic: Traffic, alert: str, index: int, block: Any
+) -> None:
+    report = len(traffic.answers) - 1
+    values = {
+        "service": small_api.service,
+        "request_id": traffic.request_id(report),
+        "trace_id": traffic.trace_id(report),
+        "env": "e2e",
+    }
+    eventually(lambda: run_runbook_step(examples_stack.stack, block, values))
 
 
 @pytest.fixture(scope="module")
