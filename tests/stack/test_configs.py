@@ -48,11 +48,13 @@ def merged_collector_config(files: list[str]) -> dict[str, Any]:
 # --- collector --------------------------------------------------------------------------------------------
 
 
-def test_the_tail_sampling_overlay_inserts_its_processor_before_batch() -> None:
+def test_the_tail_sampling_overlay_appends_its_processor_to_the_base_list() -> None:
     base = load(COLLECTOR / "otelcol.yaml")["service"]["pipelines"]["traces"]["processors"]
     overlay = load(COLLECTOR / "tail-sampling.yaml")
-    # The overlay's list replaces the base one: it must be the base list with tail_sampling before batch.
-    expected = [*base[: base.index("batch")], "tail_sampling", *base[base.index("batch") :]]
+    # The overlay's list replaces the base one: it must be the base list (the exporters batch) with tail_sampling
+    # last, after the probe filter, so dropped probe spans never take a place in the sampler.
+    assert "batch" not in base
+    expected = [*base, "tail_sampling"]
     assert overlay["service"]["pipelines"]["traces"]["processors"] == expected
     assert set(overlay["service"]["pipelines"]) == {"traces"}  # metrics and logs are never sampled
     policies = {p["name"]: p["type"] for p in overlay["processors"]["tail_sampling"]["policies"]}
