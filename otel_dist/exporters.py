@@ -2,21 +2,123 @@
 
 The OTLP exporters are imported lazily so that the gRPC stack (grpcio) is only loaded when a signal uses it.
 Every value is passed explicitly: the exporters would otherwise read OTEL_* variables on their own.
+
+With ``fast_export`` (the default) spans and log records sent over OTLP/HTTP are encoded by
+:mod:`otel_dist.otlp_encoding` instead of the SDK's protobuf object tree: the exporters below are the SDK's own
+OTLP/HTTP exporters (session, TLS, headers, compression, retries with backoff, timeout, shutdown, the
+``otel.sdk.exporter.*`` self-metrics) with only the encoding step replaced. ``fast_export=False`` gives the stock
+exporters; gRPC always uses the stock ones.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs.export import LogRecordExportResult
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from otel_dist.otlp_encoding import LogEncoder, SpanEncoder
 from otel_dist.settings import ConfigurationError, OtlpSignalSettings, Settings, Signal
 from otel_dist.transport import gated_grpc_exporter
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
+    from opentelemetry.sdk._logs import ReadableLogRecord
     from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.metrics.export import MetricExporter
+    from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter
+
+#: What the encoding-only override relies on in the SDK's OTLP/HTTP exporters; without any of it (another SDK
+#: version), the exporter falls back to the SDK's own export().
+_SDK_EXPORTER_PARTS: Final = ("_shutdown", "_metrics", "_max_request_size", "_client")
+
+
+def _export_encoded(exporter: Any, count: int, encode: Callable[[], bytes], kind: str, log: logging.Logger) -> bool:
+    """The SDK exporters' export() with our encoding: the same checks, self-metrics, size limit and transport."""
+    from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
+    from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
+
+    if exporter._shutdown:
+        log.warning("Exporter already shutdown, ignoring batch")
+        return False
+    with exporter._metrics.export_operation(count) as result:
+        try:
+            data = encode()
+        except Exception as error:  # noqa: BLE001 - as the SDK does: the batch fails, the thread goes on
+            log.error("Failed to encode %s batch: %s", kind, error)
+            result.error = error
+            return False
+        if _is_request_too_large(data, exporter._max_request_size):
+            log.warning(
+                "Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                kind,
+                len(data),
+                exporter._max_request_size,
+            )
+            result.error = RequestPayloadTooLargeError(
+                f"Serialized {kind} request size {len(data)} bytes exceeds max_request_size "
+                f"{exporter._max_request_size} bytes."
+            )
+            return False
+        outcome = exporter._client.export(data)
+        if not outcome.success:
+            result.error = outcome.error
+            result.error_attrs = (
+                {HTTP_RESPONSE_STATUS_CODE: outcome.status_code} if outcome.status_code is not None else None
+            )
+            return False
+    return True
+
+
+class FastOTLPSpanExporter(OTLPSpanExporter):
+    """The SDK's OTLP/HTTP span exporter with :class:`~otel_dist.otlp_encoding.SpanEncoder` as its encoding."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._encoder = SpanEncoder()
+        self._fast = all(hasattr(self, part) for part in _SDK_EXPORTER_PARTS)
+        # The SDK exporter module's logger: rate-limited, and never exported (an export failure must not produce
+        # more records to export).
+        self._log = logging.getLogger(OTLPSpanExporter.__module__)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if not self._fast:
+            return super().export(spans)
+        ok = _export_encoded(self, len(spans), lambda: self._encoder.encode(spans), "span", self._log)
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+
+class FastOTLPLogExporter(OTLPLogExporter):
+    """The SDK's OTLP/HTTP log exporter with :class:`~otel_dist.otlp_encoding.LogEncoder` as its encoding.
+
+    It also takes the request path's :class:`~otel_dist.otlp_encoding.LeanLogRecord` (see
+    :class:`otel_dist.logs.LeanBatchLogRecordProcessor`), bounded here by the log-record limits.
+    """
+
+    def __init__(
+        self, *, max_attributes: int | None = None, max_value_length: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._encoder = LogEncoder(max_attributes, max_value_length)
+        self._fast = all(hasattr(self, part) for part in _SDK_EXPORTER_PARTS)
+        self._log = logging.getLogger(OTLPLogExporter.__module__)
+
+    @property
+    def takes_lean_records(self) -> bool:
+        """True when export() encodes LeanLogRecords itself (the SDK's export() would not)."""
+        return self._fast
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        if not self._fast:
+            return super().export(batch)
+        ok = _export_encoded(self, len(batch), lambda: self._encoder.encode(batch), "logs", self._log)
+        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
 
 def _otlp_kwargs(
@@ -86,9 +188,7 @@ def span_exporters(settings: Settings, meter_provider: MeterProvider | None) -> 
 
                 exporters.append(gated_grpc_exporter(GrpcSpanExporter)(**kwargs))
             else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-                exporters.append(OTLPSpanExporter(**kwargs))
+                exporters.append((FastOTLPSpanExporter if settings.fast_export else OTLPSpanExporter)(**kwargs))
         elif kind == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -107,9 +207,13 @@ def log_exporters(settings: Settings, meter_provider: MeterProvider | None) -> l
                 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 
                 exporters.append(gated_grpc_exporter(GrpcLogExporter)(**kwargs))
+            elif settings.fast_export:
+                limits = {
+                    "max_attributes": settings.attribute_count_limit,
+                    "max_value_length": settings.attribute_value_length_limit,
+                }
+                exporters.append(FastOTLPLogExporter(**limits, **kwargs))
             else:
-                from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-
                 exporters.append(OTLPLogExporter(**kwargs))
         elif kind == "console":
             from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter

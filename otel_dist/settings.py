@@ -116,6 +116,7 @@ class Options(TypedDict, total=False):
     access_log: bool
     instrument_clients: bool
     db_slow_query_threshold: float
+    fast_export: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +225,7 @@ class Settings:
     access_log: bool
     instrument_clients: bool
     db_slow_query_threshold: float
+    fast_export: bool
     profile: str | None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -700,6 +702,7 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("access_log", True, _boolean, ("OTEL_DIST_ACCESS_LOG",)),
     _Spec("instrument_clients", True, _boolean, ("OTEL_DIST_INSTRUMENT_CLIENTS",)),
     _Spec("db_slow_query_threshold", 1.0, _seconds(), ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD",)),
+    _Spec("fast_export", True, _boolean, ("OTEL_DIST_FAST_EXPORT",)),
 )
 
 _SPEC_BY_NAME: Final = {spec.name: spec for spec in _SPECS}

@@ -17,15 +17,19 @@ import orjson
 from opentelemetry._logs import Logger as OtelLogger
 from opentelemetry._logs import LoggerProvider as OtelLoggerProvider
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.trace import get_current_span
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext, get_current_span
 from structlog.typing import EventDict
 
 from otel_dist.context import get_request_id
+from otel_dist.logs import LeanLogPath
+from otel_dist.otlp_encoding import LeanLogRecord
 from otel_dist.scrubbing import Redactor
 from otel_dist.settings import REQUEST_ID_KEY
 
 #: Private key carrying the event time in nanoseconds from the timestamper to the OTel emitter.
 TIME_NS_KEY: Final = "_time_ns"
+#: Private key carrying the current SpanContext from the trace-context processor to the OTel emitter.
+SPAN_CONTEXT_KEY: Final = "_span_context"
 
 SEVERITY: Final[Mapping[str, tuple[SeverityNumber, str]]] = {
     "debug": (SeverityNumber.DEBUG, "DEBUG"),
@@ -42,8 +46,11 @@ SEVERITY: Final[Mapping[str, tuple[SeverityNumber, str]]] = {
 #: attributes, never log-record attributes.
 _NOT_ATTRIBUTES: Final = frozenset(
     {"event", "level", "timestamp", "trace_id", "span_id", "exc_info", "exception", "stack_info",
-     "service.name", "service.version", "deployment.environment.name", TIME_NS_KEY, "_record", "_from_structlog"}
+     "service.name", "service.version", "deployment.environment.name", TIME_NS_KEY, SPAN_CONTEXT_KEY, "_record",
+     "_from_structlog"}
 )  # fmt: skip
+#: Value types that are OTel attribute values as they are (the common case, checked without isinstance).
+_PRIMITIVES: Final = frozenset({str, int, float, bool})
 
 
 def add_logger_name(logger: Any, _method: str, event: EventDict) -> EventDict:
@@ -55,14 +62,29 @@ def add_logger_name(logger: Any, _method: str, event: EventDict) -> EventDict:
     return event
 
 
-def add_timestamp(_logger: Any, _method: str, event: EventDict) -> EventDict:
-    """ISO-8601 UTC timestamp with microseconds; the nanosecond time is kept for the OTel record."""
-    now = time.time_ns()
-    event[TIME_NS_KEY] = now
-    event["timestamp"] = (
-        datetime.fromtimestamp(now / 1e9, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    )
-    return event
+class _Timestamper:
+    """ISO-8601 UTC timestamp with microseconds; the nanosecond time is kept for the OTel record.
+
+    The microseconds are the nanosecond time truncated, so the line and the record show the same instant. The
+    date-and-seconds prefix is formatted once per second (formatting a datetime is most of the cost).
+    """
+
+    def __init__(self) -> None:
+        self._prefix: tuple[int, str] = (-1, "")  # (second, "YYYY-MM-DDTHH:MM:SS."), replaced as one
+
+    def __call__(self, _logger: Any, _method: str, event: EventDict) -> EventDict:
+        now = time.time_ns()
+        event[TIME_NS_KEY] = now
+        second, nanoseconds = divmod(now, 1_000_000_000)
+        cached_second, prefix = self._prefix
+        if second != cached_second:
+            prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            self._prefix = (second, prefix)
+        event["timestamp"] = f"{prefix}{nanoseconds // 1000:06d}Z"
+        return event
+
+
+add_timestamp: Final = _Timestamper()
 
 
 class AddServiceIdentity:
@@ -77,13 +99,30 @@ class AddServiceIdentity:
         return event
 
 
-def add_trace_context(_logger: Any, _method: str, event: EventDict) -> EventDict:
-    """trace_id and span_id of the current span, sampled or not (a non-sampled span still has IDs)."""
-    context = get_current_span().get_span_context()
-    if context.is_valid:
-        event["trace_id"] = format(context.trace_id, "032x")
-        event["span_id"] = format(context.span_id, "016x")
-    return event
+class _TraceContext:
+    """trace_id and span_id of the current span, sampled or not (a non-sampled span still has IDs).
+
+    The hex strings of the last span are kept: the lines of one request come from the same span. The SpanContext
+    is passed on to the OTel emitter (private key), which would otherwise look the span up again.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[SpanContext, str, str] = (INVALID_SPAN_CONTEXT, "", "")  # replaced as one
+
+    def __call__(self, _logger: Any, _method: str, event: EventDict) -> EventDict:
+        context = get_current_span().get_span_context()
+        event[SPAN_CONTEXT_KEY] = context
+        if context.is_valid:
+            last, trace_id, span_id = self._last
+            if context is not last:
+                trace_id, span_id = format(context.trace_id, "032x"), format(context.span_id, "016x")
+                self._last = (context, trace_id, span_id)
+            event["trace_id"] = trace_id
+            event["span_id"] = span_id
+        return event
+
+
+add_trace_context: Final = _TraceContext()
 
 
 def add_request_id(_logger: Any, _method: str, event: EventDict) -> EventDict:
@@ -101,7 +140,11 @@ class RedactSecrets:
         self._redactor = redactor
 
     def __call__(self, _logger: Any, _method: str, event: EventDict) -> EventDict:
-        return self._redactor.redact_in_place(event)
+        context = event.pop(SPAN_CONTEXT_KEY, None)  # ours, not a field (and a tuple the redactor would rebuild)
+        self._redactor.redact_in_place(event)
+        if context is not None:
+            event[SPAN_CONTEXT_KEY] = context
+        return event
 
 
 class RedactRenderedException:
@@ -162,11 +205,18 @@ class EmitOtelRecord:
     logger); exceptions as the semantic-convention ``exception.*`` attributes. Service identity lives in the
     resource. Records from the OTel SDK's own loggers are not exported: an export failure must not produce
     more records to export.
+
+    The lean path (``fast_export``, see :class:`otel_dist.logs.LeanLogPath`): the values are final here, so the
+    record goes straight into the batch queue as a :class:`~otel_dist.otlp_encoding.LeanLogRecord`, with the
+    same fields the SDK's ``Logger.emit`` would give it. Events with an exception take the SDK's path (it
+    formats the ``exception.*`` attributes), as does every event while a processor that needs SDK records is
+    attached.
     """
 
     def __init__(self, provider: OtelLoggerProvider) -> None:
         self._provider = provider
         self._loggers: dict[str, OtelLogger] = {}
+        self._lean = LeanLogPath(provider)
 
     def _logger(self, name: str) -> OtelLogger:
         logger = self._loggers.get(name)
@@ -180,18 +230,42 @@ class EmitOtelRecord:
             return event
         level = str(event.get("level") or method)
         severity_number, severity_text = SEVERITY.get(level, (SeverityNumber.INFO, "INFO"))
-        attributes = {
-            ("logger.name" if k == "logger" else k): _attribute(v)
-            for k, v in event.items()
-            if k not in _NOT_ATTRIBUTES and v is not None
-        }
+        attributes: dict[str, Any] = {}
+        for key, value in event.items():
+            if key in _NOT_ATTRIBUTES or value is None:
+                continue
+            attributes["logger.name" if key == "logger" else key] = (
+                value if value.__class__ in _PRIMITIVES else _attribute(value)
+            )
+        exception = _exception_of(event)
+        emitters = self._lean.emitters() if exception is None else None
+        if emitters is not None:
+            if emitters:
+                logger: Any = self._logger(name)
+                context = event.get(SPAN_CONTEXT_KEY) or get_current_span().get_span_context()
+                timestamp = event.get(TIME_NS_KEY) or time.time_ns()
+                record = LeanLogRecord(
+                    timestamp,
+                    severity_number.value,
+                    severity_text,
+                    str(event.get("event", "")),
+                    attributes,
+                    context.trace_id,
+                    context.span_id,
+                    int(context.trace_flags),
+                    logger.resource,
+                    logger.instrumentation_scope,
+                )
+                for emit in emitters:
+                    emit(record)
+            return event
         self._logger(name).emit(
             timestamp=event.get(TIME_NS_KEY),
             severity_number=severity_number,
             severity_text=severity_text,
             body=str(event.get("event", "")),
             attributes=attributes,
-            exception=_exception_of(event),  # the SDK adds the exception.* attributes
+            exception=exception,  # the SDK adds the exception.* attributes
         )
         return event
 
@@ -199,4 +273,5 @@ class EmitOtelRecord:
 def drop_private_keys(_logger: Any, _method: str, event: EventDict) -> EventDict:
     """Remove keys that only carry data between processors."""
     event.pop(TIME_NS_KEY, None)
+    event.pop(SPAN_CONTEXT_KEY, None)
     return event

@@ -616,6 +616,7 @@ BAD_VARIABLES = [
     ("OTEL_DIST_HANDLE_SIGTERM", "sometimes"),
     ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD", "0"),
     ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD", "1s"),
+    ("OTEL_DIST_FAST_EXPORT", "fast"),
     ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
     ("OTEL_RESOURCE_ATTRIBUTES", "team=payments,=orphan"),
     ("OTEL_TRACES_SAMPLER_ARG", "half"),
@@ -801,6 +802,7 @@ BAD_ARGUMENTS: list[tuple[str, Any]] = [
     ("handle_sigterm", "no"),
     ("db_slow_query_threshold", -0.5),
     ("db_slow_query_threshold", "slow"),
+    ("fast_export", "yes"),
 ]
 
 
