@@ -160,6 +160,19 @@ def test_http_metrics_use_the_stable_names_and_units(app_client, receiver) -> No
     assert sizes["/jobs"] == 100
 
 
+def test_exemplars_link_the_duration_histogram_to_the_request_span_and_only_it(app_client, receiver) -> None:
+    client, telemetry = app_client()
+    client.get("/items/1")
+    telemetry.force_flush(5)
+    [span] = server_spans(receiver)
+    [(_, duration)] = receiver.latest_points("http.server.request.duration")
+    assert [e.span_id for e in duration.exemplars] == [span.item.span_id]
+    for name in ("http.server.request.body.size", "http.server.response.body.size"):
+        [(_, size)] = receiver.latest_points(name)
+        assert size.count == 1
+        assert list(size.exemplars) == []
+
+
 def test_random_urls_do_not_create_series(app_client, receiver) -> None:
     client, telemetry = app_client()
     rng = random.Random(7)
