@@ -13,8 +13,8 @@ from typing import Any, Final, TypeVar
 from otel_dist.asgi.access_log import UVICORN_ACCESS_LOGGER
 from otel_dist.asgi.errors import internal_error_handler
 from otel_dist.asgi.health import HealthChecks, disk_space_check
-from otel_dist.asgi.middleware import BodySizeMetrics, RequestTelemetryMiddleware
-from otel_dist.asgi.server_spans import contrib_middleware, has_native_telemetry, tune_native
+from otel_dist.asgi.middleware import ActiveRequests, BodySizeMetrics, RequestTelemetryMiddleware
+from otel_dist.asgi.server_spans import contrib_middleware, has_native_telemetry, native_known_methods, tune_native
 from otel_dist.bootstrap import Telemetry
 
 __all__ = ["HealthChecks", "disk_space_check", "instrument_app", "instrument_starlette_class"]
@@ -27,12 +27,12 @@ _CLASS_MARK: Final = "_otel_dist_class_patched"  # on the Starlette class
 def _wrap_stack(app: Any, stack: Any, telemetry: Telemetry, health: HealthChecks | None = None) -> Any:
     """Put our middleware outside the built stack (outside ServerErrorMiddleware) and pick the span mechanism."""
     native = has_native_telemetry(app)
-    if native:
-        tune_native(app, telemetry)
+    native_metrics = tune_native(app, telemetry) if native else False
     body_sizes = BodySizeMetrics(telemetry.meter_provider) if native else None
+    active = (ActiveRequests.of(telemetry.meter_provider), native_known_methods(app)) if native_metrics else None
     if health is not None:
         health.bind_metrics(telemetry.meter_provider)
-    wrapped = RequestTelemetryMiddleware(stack, telemetry.settings, body_sizes, health)
+    wrapped = RequestTelemetryMiddleware(stack, telemetry.settings, body_sizes, health, active)
     return wrapped if native else contrib_middleware(app, wrapped, telemetry)
 
 

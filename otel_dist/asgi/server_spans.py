@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
+
+from opentelemetry.metrics import NoOpUpDownCounter
 
 from otel_dist.asgi.middleware import ASGIApp, is_excluded
 from otel_dist.bootstrap import Telemetry
@@ -23,14 +25,51 @@ def has_native_telemetry(app: Any) -> bool:
     return isinstance(getattr(app, "_telemetry", None), dict) and hasattr(app, "_native_telemetry")
 
 
-def tune_native(app: Any, telemetry: Telemetry) -> None:
-    """Point FastAPI's native telemetry at our providers and settings (before its lifespan starts)."""
+class _Delegate:
+    """Everything of the wrapped object, except what the subclass overrides."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _MeterWithoutActiveRequests(_Delegate):
+    def create_up_down_counter(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == ACTIVE_REQUESTS:
+            return NoOpUpDownCounter(name, *args, **kwargs)
+        return self._inner.create_up_down_counter(name, *args, **kwargs)
+
+
+class _MeterProviderWithoutActiveRequests(_Delegate):
+    """The MeterProvider FastAPI gets: ``http.server.active_requests`` is counted by our middleware instead
+    (:class:`~otel_dist.asgi.middleware.ActiveRequests`), every other instrument is FastAPI's own."""
+
+    def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+        return _MeterWithoutActiveRequests(self._inner.get_meter(*args, **kwargs))
+
+
+ACTIVE_REQUESTS: Final = "http.server.active_requests"
+
+
+def native_known_methods(app: Any) -> frozenset[str]:
+    """The HTTP methods FastAPI's telemetry keeps by name (the others are ``_OTHER``)."""
+    known = getattr(getattr(app, "_native_telemetry", None), "_known_methods", None)
+    return known if isinstance(known, frozenset) else _KNOWN_METHODS
+
+
+def tune_native(app: Any, telemetry: Telemetry) -> bool:
+    """Point FastAPI's native telemetry at our providers and settings (before its lifespan starts).
+
+    Returns whether it records HTTP metrics (then the middleware counts the active requests for it).
+    """
     settings = telemetry.settings
     excluded = settings.excluded_paths
     config = app._telemetry
     config.update(
         tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
+        meter_provider=_MeterProviderWithoutActiveRequests(telemetry.meter_provider),
         # FastAPI(telemetry={"tracing": False}) stays off: the application chose it.
         tracing=config.get("tracing", True) and telemetry.tracer_provider is not None,
         metrics=config.get("metrics", True) and "metrics" in settings.enabled_signals,
@@ -39,6 +78,7 @@ def tune_native(app: Any, telemetry: Telemetry) -> None:
         auto_configure=False,
         exclude=lambda scope: is_excluded(scope.get("path", ""), excluded),
     )
+    return bool(config["metrics"])
 
 
 _KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"})

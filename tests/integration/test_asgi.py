@@ -173,6 +173,51 @@ def test_exemplars_link_the_duration_histogram_to_the_request_span_and_only_it(a
         assert list(size.exemplars) == []
 
 
+def test_active_requests_count_what_is_in_flight_once(receiver, configure) -> None:
+    import threading
+
+    from fastapi import FastAPI
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_dist.bootstrap import Extras
+
+    reader = InMemoryMetricReader()
+    configure(endpoint=receiver.endpoint, _extras=Extras(metric_readers=(reader,), cache_loggers=False))
+    entered, release = threading.Event(), threading.Event()
+    app = FastAPI()
+
+    @app.get("/slow")
+    def slow() -> dict[str, bool]:
+        entered.set()
+        release.wait(10)
+        return {"ok": True}
+
+    def active_points() -> list[tuple[dict[str, object], int]]:
+        data = reader.get_metrics_data()
+        return [
+            (dict(point.attributes), point.value)
+            for resource_metrics in (data.resource_metrics if data else ())
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+            if metric.name == "http.server.active_requests"
+            for point in metric.data.data_points
+        ]
+
+    otel_dist.instrument_app(app)
+    client = Client(app)
+    in_flight = threading.Thread(target=client.get, args=("/slow",))
+    in_flight.start()
+    assert entered.wait(10)
+    assert active_points() == [({"http.request.method": "GET", "url.scheme": "http"}, 1)]  # one series, not two
+    release.set()
+    in_flight.join(10)
+    client.request("BREW", "/slow")
+    assert sorted(active_points(), key=str) == [
+        ({"http.request.method": "GET", "url.scheme": "http"}, 0),
+        ({"http.request.method": "_OTHER", "url.scheme": "http"}, 0),
+    ]
+
+
 def test_random_urls_do_not_create_series(app_client, receiver) -> None:
     client, telemetry = app_client()
     rng = random.Random(7)
