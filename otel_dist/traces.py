@@ -57,6 +57,10 @@ def build_span_limits(settings: Settings) -> SpanLimits:
     )
 
 
+_URL, _PATH, _SECRET, _TEXT = 0, 1, 2, 3
+_CACHE_LIMIT = 4096
+
+
 class RedactingSpanExporter(SpanExporter):
     """Blanks secrets in span attributes on their way out: secret query parameters in URL attributes, the
     values of secret-named attributes (captured Authorization, Cookie, Set-Cookie, API-key headers among them),
@@ -71,24 +75,52 @@ class RedactingSpanExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, redactor: Redactor) -> None:
         self._inner = inner
         self._redactor = redactor
+        # Span attribute keys repeat endlessly: their verdict (_URL, _PATH, _SECRET, _TEXT) is decided once per key,
+        # and the query-redacted form of each URL value once per value (both bounded; this thread alone uses them).
+        self._verdicts: dict[str, int] = {}
+        self._urls: dict[str, str] = {}
+
+    def _verdict(self, key: str) -> int:
+        if key in URL_ATTRIBUTES:
+            verdict = _URL
+        elif key in PATH_ATTRIBUTES and not self._redactor.is_secret(key):
+            verdict = _PATH
+        else:
+            verdict = _SECRET if self._redactor.is_secret(key) else _TEXT
+        if len(self._verdicts) < _CACHE_LIMIT:
+            self._verdicts[key] = verdict
+        return verdict
+
+    def _query_redacted(self, value: str) -> str:
+        redacted = self._urls.get(value)
+        if redacted is None:
+            redacted = redact_query(value, self._redactor)
+            if len(self._urls) >= _CACHE_LIMIT:
+                self._urls.clear()
+            self._urls[value] = redacted
+        return redacted
 
     def _redacted(self, attributes: Mapping[str, Any]) -> dict[str, Any] | None:
         changed: dict[str, Any] | None = None
         route = attributes.get("http.route")
         templated = isinstance(route, str) and "{" in route
+        verdicts = self._verdicts
         for key, value in attributes.items():
-            if key in URL_ATTRIBUTES and isinstance(value, str):
-                new = redact_query(value, self._redactor)
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = self._verdict(key)
+            if verdict == _SECRET:
+                new = REDACTED
+            elif not isinstance(value, str):
+                continue
+            elif verdict == _URL:
+                new = self._query_redacted(value)
                 if templated and key in PATH_ATTRIBUTES:
                     new = redact_path_attribute(key, new, str(route), self._redactor)
-            elif key in PATH_ATTRIBUTES and templated and isinstance(value, str):  # url.path: /reset/{token}
+            elif verdict == _PATH and templated:  # url.path: /reset/{token}
                 new = redact_path_attribute(key, value, str(route), self._redactor)
-            elif self._redactor.is_secret(key):
-                new = REDACTED
-            elif isinstance(value, str):  # key=value, bearer and URL-password secrets quoted in any text
+            else:  # key=value, bearer and URL-password secrets quoted in any text
                 new = self._redactor.redact_text(value)
-            else:
-                continue
             if new != value:
                 changed = changed if changed is not None else dict(attributes)
                 changed[key] = new
