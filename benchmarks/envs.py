@@ -5,6 +5,8 @@
   instrumentations (the ``opentelemetry-instrument`` variant) - also FastAPI's native telemetry, which needs
   the SDK and the OTLP/HTTP exporter and nothing of ours.
 * ``ours``:  otel-dist itself, installed in editable mode from this work tree (it measures the code as it is).
+* ``before``: otel-dist as it was at :data:`BASELINE_REV` (the commit before the per-request cuts of issue 7),
+  exported from git into ``.venvs/src-<rev>/``: the same run measures before and after.
 
 Every environment installs the same pinned FastAPI/Starlette/uvicorn/OTel versions (``constraints.txt``), with
 uvloop and httptools (``uvicorn[standard]``), so the variants differ only in their instrumentation. An
@@ -29,6 +31,9 @@ VENVS_DIR: Final = BENCH_DIR / ".venvs"
 CONSTRAINTS: Final = BENCH_DIR / "constraints.txt"
 
 _SERVER: Final = ("fastapi", "uvicorn[standard]")
+#: otel-dist before the per-request cuts of issue 7 (the ``before`` environment).
+BASELINE_REV: Final = "61cd75aba301c66d19805fc9340a6ec068a48c4e"
+BASELINE_SRC: Final = VENVS_DIR / f"src-{BASELINE_REV[:12]}"
 
 #: pip requirements of each environment (installed with ``-c constraints.txt``).
 REQUIREMENTS: Final[dict[str, tuple[str, ...]]] = {
@@ -42,7 +47,17 @@ REQUIREMENTS: Final[dict[str, tuple[str, ...]]] = {
         "opentelemetry-instrumentation-logging",
     ),
     "ours": (*_SERVER, "-e", f"{ROOT}[fastapi]"),
+    "before": (*_SERVER, f"{BASELINE_SRC}[fastapi]"),
 }
+
+
+def _export_baseline() -> None:
+    """The tree of BASELINE_REV under BASELINE_SRC (git archive; needs the repository's history)."""
+    if (BASELINE_SRC / "pyproject.toml").exists():
+        return
+    BASELINE_SRC.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE_REV], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(BASELINE_SRC)], input=archive.stdout, check=True)
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,8 @@ def ensure_env(name: str, log: Path | None = None) -> Env:
     if python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == want:
         return Env(name, python)
     print(f"[bench] creating environment {directory} (once; a few minutes)", flush=True)
+    if name == "before":
+        _export_baseline()
     directory.parent.mkdir(parents=True, exist_ok=True)
     out = log.open("ab") if log else subprocess.DEVNULL
     try:

@@ -5,14 +5,16 @@
 ``sdk``   the stock SDK pipeline: BatchSpanProcessor + OTLPSpanExporter (what opentelemetry-distro and FastAPI's
           auto-configuration build)
 ``ours``  otel-dist's pipeline (configure(), traces only): bounded BatchSpanProcessor with the SDK's own
-          metrics + RedactingSpanExporter + OTLPSpanExporter
+          metrics + RedactingSpanExporter + the OTLP/HTTP exporter: ours with the direct encoder, or the SDK's
+          with ``OTEL_DIST_FAST_EXPORT=false`` (the harness runs both)
 
 Figures (server spans with the 10 attributes a FastAPI server span carries):
 
 ``pipeline``  CPU of creating+ending N spans with the pipeline, minus the same without any processor, i.e.
               queueing + batching + encoding + HTTP, per span (whole process: the worker thread included);
               spans are made one batch (512) at a time and flushed, so the bounded queue never drops any
-``encode``    ``encode_spans(batch).SerializeToString()`` alone, batches of 512
+``encode``    ``encode_spans(batch).SerializeToString()`` alone (the SDK's encoder), batches of 512
+``fast_encode`` ``otel_dist.otlp_encoding.SpanEncoder().encode(batch)`` alone, batches of 512
 ``export``    ``exporter.export(batch)`` alone (encode + the HTTP POST), batches of 512
 """
 
@@ -124,13 +126,25 @@ def main() -> None:
     for _ in range(rounds):
         encode_spans(batch).SerializeToString()
     results["encode_us_per_span"] = (time.thread_time() - start) / (rounds * BATCH) * 1e6
+    try:
+        from otel_dist.otlp_encoding import SpanEncoder
+    except ImportError:  # the stock environment
+        pass
+    else:
+        encoder = SpanEncoder()
+        start = time.thread_time()
+        for _ in range(rounds):
+            encoder.encode(batch)
+        results["fast_encode_us_per_span"] = (time.thread_time() - start) / (rounds * BATCH) * 1e6
     start = time.thread_time()
     for _ in range(rounds):
         if exporter.export(batch) is not SpanExportResult.SUCCESS:
             raise RuntimeError("the sink refused an export")
     results["export_us_per_span"] = (time.thread_time() - start) / (rounds * BATCH) * 1e6
-    for key in ("pipeline", "encode", "export"):
-        per_span = results[f"{key}_us_per_span"]
+    for key in ("pipeline", "encode", "fast_encode", "export"):
+        per_span = results.get(f"{key}_us_per_span")
+        if per_span is None:
+            continue
         results[f"{key}_spans_per_cpu_s"] = 1e6 / per_span if per_span > 0 else None
     Path(args.result).write_text(json.dumps(results))
     provider.shutdown()

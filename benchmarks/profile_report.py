@@ -20,11 +20,13 @@ Func = tuple[str, int, str]
 #: (component, [(path fragment, function name or None)]): first match wins, so specific entries come first.
 COMPONENTS: Final[list[tuple[str, list[tuple[str, str | None]]]]] = [
     (
-        "OTel log record emission (EmitOtelRecord, SDK Logger.emit, BatchLogRecordProcessor.on_emit)",
+        "OTel log record emission (EmitOtelRecord: lean record into the batch queue, or SDK Logger.emit)",
         [
             ("otel_dist/logging/processors.py", "EmitOtelRecord"),
             ("otel_dist/logging/processors.py", "_attribute"),
             ("otel_dist/logging/processors.py", "_exception_of"),
+            ("otel_dist/logs.py", None),
+            ("otel_dist/otlp_encoding.py", None),
             ("opentelemetry/sdk/_logs/", None),
             ("opentelemetry/_logs/", None),
             ("opentelemetry/sdk/_shared_internal/", None),
@@ -32,7 +34,7 @@ COMPONENTS: Final[list[tuple[str, list[tuple[str, str | None]]]]] = [
     ),
     ("FastAPI native telemetry (server span wrapper, route naming)", [("fastapi/telemetry/", None)]),
     (
-        "otel-dist ASGI middleware (request ID, response headers, body-size metrics call)",
+        "otel-dist ASGI middleware (request ID, response headers, active-request count, body-size metrics call)",
         [
             ("otel_dist/asgi/middleware.py", None),
             ("otel_dist/asgi/request_id.py", None),

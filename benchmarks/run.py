@@ -122,10 +122,21 @@ def resolve_envs(args: argparse.Namespace) -> tuple[dict[str, Env], dict[str, st
     for name in args.variant_names:
         variant = BY_NAME[name]
         if args.envs == "current":
+            if variant.env == "before":
+                skipped[name] = "--envs current runs this work tree's otel-dist, not the baseline's"
+                log(f"skipping {name}: {skipped[name]}")
+                continue
             env = current_env()
         else:
             if variant.env not in built:
-                built[variant.env] = ensure_env(variant.env, args.out / "logs" / "pip.log")
+                try:
+                    built[variant.env] = ensure_env(variant.env, args.out / "logs" / "pip.log")
+                except (subprocess.CalledProcessError, OSError) as error:
+                    if variant.env != "before":
+                        raise
+                    skipped[name] = f"the baseline environment could not be built ({error})"
+                    log(f"skipping {name}: {skipped[name]}")
+                    continue
             env = built[variant.env]
         if has_modules(env, variant.modules):
             envs[name] = env
@@ -233,6 +244,7 @@ def run_rounds(
                 sink=sink if variant.exports else None,
                 sink_index=index if variant.exports else None,
                 logs_dir=args.out / "logs",
+                extra_environ=_quick_batch_timers() if args.quick else None,
             )
             servers[name] = server
             warm = load(args, wrk, server.url, args.warmup)
@@ -367,6 +379,12 @@ def _run_json(
     return data
 
 
+def _quick_batch_timers() -> dict[str, str]:
+    """--quick: batch timers shorter than the settle time, so each tiny round exports inside its own window (the
+    size trigger alone would fire in some rounds and not in others)."""
+    return dict.fromkeys(("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BLRP_SCHEDULE_DELAY"), "100")
+
+
 def _quiet_exports() -> dict[str, str]:
     """Batch timers far away, so nothing is exported during a measured in-process window by accident."""
     return dict.fromkeys(
@@ -407,10 +425,16 @@ def run_callgrind(args: argparse.Namespace, envs: dict[str, Env], sink: Sink, po
             *(["--wrapper"] if variant.wrapper else []),
         ]
         completed = subprocess.run(
-            command, env=environ, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            timeout=1800, check=False,
+            command,
+            env=environ,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=1800,
+            check=False,
             preexec_fn=lambda: os.sched_setaffinity(0, args.server_core_set),
-        )  # fmt: skip
+        )
         totals = [
             int(match.group(1))
             for path in work.glob(f"{name}.callgrind.out*")
@@ -451,13 +475,25 @@ def run_log_micro(args: argparse.Namespace, env: Env, sink: Sink, port: int) -> 
     out.mkdir(parents=True, exist_ok=True)
     environ = clean_environ() | {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint(port)}
     cases: dict[str, Callable[[Path], dict[str, Any]]] = {}
-    for case in ("stdlib", "structlog", "ours_stdout", "ours_otlp", "ours_stdlib_otlp"):
+    for name in (
+        "stdlib",
+        "structlog",
+        "ours_stdout",
+        "ours_otlp",
+        "ours_otlp_stock",
+        "ours_stdlib_otlp",
+        "ours_stdlib_otlp_stock",
+    ):
+        case = name.removesuffix("_stock")
         command = [str(env.python), str(BENCH_DIR / "micro_log.py"), case, "--lines", str(args.log_lines)]
+        case_environ = environ | {"OTEL_DIST_FAST_EXPORT": "false" if name.endswith("_stock") else "true"}
 
-        def run(result: Path, command: list[str] = command) -> dict[str, Any]:
-            return _run_json([*command, "--result", str(result)], environ, result, args.server_core_set)
+        def run(
+            result: Path, command: list[str] = command, case_environ: dict[str, str] = case_environ
+        ) -> dict[str, Any]:
+            return _run_json([*command, "--result", str(result)], case_environ, result, args.server_core_set)
 
-        cases[case] = run  # defaults bind the loop variables
+        cases[name] = run  # defaults bind the loop variables
     log("log-line micro-benchmark")
     results = _repeat_interleaved(cases, args.log_repeats, out, ("main_us", "process_us"))
     base = results["stdlib"]["process_us"]
@@ -470,12 +506,14 @@ def run_export_micro(args: argparse.Namespace, env: Env, sink: Sink, port: int) 
     out = args.out / "micro"
     out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for case in ("sdk", "ours"):
-        log(f"export-path micro-benchmark: {case}")
-        result = out / f"export_{case}.json"
+    for name in ("sdk", "ours", "ours_stock"):
+        log(f"export-path micro-benchmark: {name}")
+        result = out / f"export_{name}.json"
+        case = name.removesuffix("_stock")
         command = [str(env.python), str(BENCH_DIR / "micro_export.py"), case, "--spans", str(args.export_spans)]
         command += ["--endpoint", sink.endpoint(port), "--result", str(result)]
-        results[case] = _run_json(command, clean_environ(), result, args.server_core_set)
+        environ = clean_environ() | {"OTEL_DIST_FAST_EXPORT": "false" if name.endswith("_stock") else "true"}
+        results[name] = _run_json(command, environ, result, args.server_core_set)
     return results
 
 
@@ -483,6 +521,10 @@ def run_export_micro(args: argparse.Namespace, env: Env, sink: Sink, port: int) 
 ABLATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "bare app (stdlib line, no telemetry)": ("stdlib", {}),
     "ours full": ("otel_dist", {}),
+    "full, fast export off (OTEL_DIST_FAST_EXPORT=false: the SDK's encoding and log-record path)": (
+        "otel_dist",
+        {"OTEL_DIST_FAST_EXPORT": "false"},
+    ),
     "full, access log off": ("otel_dist", {"OTEL_DIST_ACCESS_LOG": "false"}),
     "full, logs exporter none (no OTel log records)": ("otel_dist", {"OTEL_LOGS_EXPORTER": "none"}),
     "full, traces exporter none (no spans)": ("otel_dist", {"OTEL_TRACES_EXPORTER": "none"}),

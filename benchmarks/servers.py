@@ -119,11 +119,12 @@ def start_server(
     sink_index: int | None,
     logs_dir: Path,
     stdout: IO[bytes] | int = subprocess.DEVNULL,
+    extra_environ: dict[str, str] | None = None,
 ) -> Server:
     port = free_port()
     command, kind = server_command(variant, env, port)
     endpoint = sink.endpoint(sink_index) if sink is not None and sink_index is not None else None
-    environ = clean_environ() | variant.environment(endpoint)
+    environ = clean_environ() | variant.environment(endpoint) | (extra_environ or {})
     logs_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = logs_dir / f"{variant.name}.stderr.log"
     with stderr_path.open("wb") as stderr:

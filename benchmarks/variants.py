@@ -102,6 +102,23 @@ VARIANTS: Final[tuple[Variant, ...]] = (
         modules=_OURS,
     ),
     Variant(
+        "ours_full_fast_off",
+        "otel-dist configure(), full, OTEL_DIST_FAST_EXPORT=false (the SDK's OTLP encoding and log-record path)",
+        "ours",
+        "otel_dist",
+        exports=True,
+        environ={"OTEL_DIST_FAST_EXPORT": "false"},
+        modules=_OURS,
+    ),
+    Variant(
+        "ours_full_before",
+        "otel-dist at the commit before the issue-7 cuts (envs.BASELINE_REV), full mode: the before of this run",
+        "before",
+        "otel_dist",
+        exports=True,
+        modules=_OURS,
+    ),
+    Variant(
         "ours_metrics_only",
         "otel-dist configure(): metrics only (traces/logs exporters none; stdout lines kept)",
         "ours",
@@ -133,4 +150,11 @@ VARIANTS: Final[tuple[Variant, ...]] = (
 
 BY_NAME: Final = {v.name: v for v in VARIANTS}
 #: What --quick runs (each skipped if the interpreter lacks its packages).
-QUICK: Final = ("bare", "fastapi_native_no_op_spans", "ours_full", "ours_metrics_only", "ours_wrapper")
+QUICK: Final = (
+    "bare",
+    "fastapi_native_no_op_spans",
+    "ours_full",
+    "ours_full_fast_off",
+    "ours_metrics_only",
+    "ours_wrapper",
+)

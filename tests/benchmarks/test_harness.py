@@ -65,9 +65,10 @@ def test_every_variant_has_rounds_and_a_ratio(quick_results: tuple[dict[str, Any
 
 def test_exporting_variants_reached_the_sink(quick_results: tuple[dict[str, Any], str]) -> None:
     results, _ = quick_results
-    full = results["variants"]["ours_full"]["rounds"]
-    assert sum(row["exported"]["items"]["traces"] for row in full) > 0
-    assert sum(row["exported"]["items"]["logs"] for row in full) > 0
+    for name in ("ours_full", "ours_full_fast_off"):
+        rounds = results["variants"][name]["rounds"]
+        assert sum(row["exported"]["items"]["traces"] for row in rounds) > 0, name
+        assert sum(row["exported"]["items"]["logs"] for row in rounds) > 0, name
 
 
 def test_secondary_measurements_have_their_shape(quick_results: tuple[dict[str, Any], str]) -> None:
@@ -75,8 +76,16 @@ def test_secondary_measurements_have_their_shape(quick_results: tuple[dict[str, 
     for rss in results["rss"].values():
         assert len(rss["checkpoints"]) >= 2
         assert "slope_kib_per_10k_requests" in rss
-    assert set(results["log_line"]) == {"stdlib", "structlog", "ours_stdout", "ours_otlp", "ours_stdlib_otlp"}
-    assert set(results["export_path"]) == {"sdk", "ours"}
+    assert set(results["log_line"]) == {
+        "stdlib",
+        "structlog",
+        "ours_stdout",
+        "ours_otlp",
+        "ours_otlp_stock",
+        "ours_stdlib_otlp",
+        "ours_stdlib_otlp_stock",
+    }
+    assert set(results["export_path"]) == {"sdk", "ours", "ours_stock"}
     assert all(v["pipeline_spans_per_cpu_s"] for v in results["export_path"].values())
     assert "ours full" in results["ablation"]
     components = results["profile"]["components"]
