@@ -32,7 +32,7 @@ CONSTRAINTS: Final = BENCH_DIR / "constraints.txt"
 
 _SERVER: Final = ("fastapi", "uvicorn[standard]")
 #: otel-dist before the per-request cuts of issue 7 (the ``before`` environment).
-BASELINE_REV: Final = "61cd75aba301c66d19805fc9340a6ec068a48c4e"
+BASELINE_REV: Final = "67fe4b9fff0d8ffc4630fcf4ba453355f072ae87"
 BASELINE_SRC: Final = VENVS_DIR / f"src-{BASELINE_REV[:12]}"
 
 #: pip requirements of each environment (installed with ``-c constraints.txt``).
