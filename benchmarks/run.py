@@ -425,16 +425,10 @@ def run_callgrind(args: argparse.Namespace, envs: dict[str, Env], sink: Sink, po
             *(["--wrapper"] if variant.wrapper else []),
         ]
         completed = subprocess.run(
-            command,
-            env=environ,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=1800,
-            check=False,
+            command, env=environ, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            timeout=1800, check=False,
             preexec_fn=lambda: os.sched_setaffinity(0, args.server_core_set),
-        )
+        )  # fmt: skip
         totals = [
             int(match.group(1))
             for path in work.glob(f"{name}.callgrind.out*")
