@@ -21,8 +21,13 @@ _SCRUBBED_PREFIXES: Final = ("OTEL_", "FASTAPI_OTEL_", "BENCH_", "PYTHONPATH")
 
 
 def clean_environ() -> dict[str, str]:
-    """This process's environment without anything that would configure a variant behind its back."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    """This process's environment without anything that would configure a variant behind its back.
+
+    ``PYTHONSAFEPATH``: ``python -m uvicorn`` run in the work tree would otherwise put it first on ``sys.path``,
+    and an environment's own otel-dist (the baseline's) would lose to the work tree's package.
+    """
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    return environ | {"PYTHONSAFEPATH": "1"}
 
 
 def free_port() -> int:
