@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import pstats
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Final
 
 Func = tuple[str, int, str]
+_ROOT: Final = str(Path(__file__).resolve().parents[1])
 
 #: (component, [(path fragment, function name or None)]): first match wins, so specific entries come first.
 COMPONENTS: Final[list[tuple[str, list[tuple[str, str | None]]]]] = [
@@ -170,7 +172,7 @@ def _label(func: Func) -> str:
     if _is_builtin(func):
         return name
     short = filename.replace("\\", "/")
-    for marker in ("site-packages/", "/work/main/"):
+    for marker in ("site-packages/", f"{_ROOT}/"):
         if marker in short:
             short = short.split(marker, 1)[1]
     return f"{short}:{line}({name})"

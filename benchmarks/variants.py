@@ -128,6 +128,15 @@ VARIANTS: Final[tuple[Variant, ...]] = (
         modules=_OURS,
     ),
     Variant(
+        "ours_metrics_only_before",
+        "otel-dist at envs.BASELINE_REV, metrics only: the before of ours_metrics_only",
+        "before",
+        "otel_dist",
+        exports=True,
+        environ={"OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
+        modules=_OURS,
+    ),
+    Variant(
         "ours_sampled_10",
         "otel-dist configure(): full, traces sampled at 10% (parentbased_traceidratio 0.1)",
         "ours",
