@@ -32,7 +32,7 @@ CONSTRAINTS: Final = BENCH_DIR / "constraints.txt"
 
 _SERVER: Final = ("fastapi", "uvicorn[standard]")
 #: otel-dist before the per-request cuts of issue 7 (the ``before`` environment).
-BASELINE_REV: Final = "67fe4b9fff0d8ffc4630fcf4ba453355f072ae87"
+BASELINE_REV: Final = "56718d7c5107a0d47af19eff5754ec73028a0154"
 BASELINE_SRC: Final = VENVS_DIR / f"src-{BASELINE_REV[:12]}"
 
 #: pip requirements of each environment (installed with ``-c constraints.txt``).
