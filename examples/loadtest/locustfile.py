@@ -25,6 +25,7 @@ import os
 import zipfile
 from typing import Any, ClassVar
 
+import gevent
 from locust import HttpUser, between, events, task
 from locust.env import Environment
 from locust.exception import StopUser
@@ -32,7 +33,8 @@ from locust.exception import StopUser
 from otel_dist.stack.loadtest import is_loopback
 
 MAX_REQUESTS = int(os.environ.get("LOADTEST_MAX_REQUESTS", "1000"))
-_sent = itertools.count(1)
+_tickets = itertools.count(1)  # requests started: a user stops once none are left
+_done = itertools.count(1)  # requests answered: the run ends when the last ticket's request is
 _user_ids = itertools.count(1)
 
 
@@ -44,10 +46,13 @@ def _loopback_only(environment: Environment, **_: Any) -> None:
 
 @events.request.add_listener  # type: ignore[untyped-decorator]
 def _bounded(**_: Any) -> None:
-    if next(_sent) >= MAX_REQUESTS:
+    # Exactly MAX_REQUESTS requests, each answered: tickets stop new ones, and the run ends once the last one is
+    # answered (nothing is in flight then, so the server saw exactly what the stats count). The quit waits for
+    # the next turn of the loop so that locust's own statistics record this request first.
+    if next(_done) >= MAX_REQUESTS:
         runner = _environment.runner if _environment is not None else None
         if runner is not None:
-            runner.quit()
+            gevent.spawn_later(0, runner.quit)
 
 
 _environment: Environment | None = None
@@ -72,6 +77,9 @@ class _Traced(HttpUser):
         self.sent = itertools.count(1)
 
     def headers(self) -> dict[str, str]:
+        """The next request's headers; called once per request, before it is sent, so it also takes its ticket."""
+        if next(_tickets) > MAX_REQUESTS:
+            raise StopUser()
         return {"X-Request-ID": f"load-{self.user_id}-{next(self.sent):06d}"}
 
 

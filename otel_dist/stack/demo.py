@@ -3,9 +3,10 @@
 1. Builds (first time only) and starts the local stack, or reuses the one already running from ``.stack/``.
 2. Serves the example app (``examples/fastapi_app``, instrumented by ``configure()``) under uvicorn on a free
    loopback port, exporting to the stack's collector at 100 % sampling.
-3. Sends it real HTTP requests, each with its own ``X-Request-ID``: item reads, missing items (404), unhandled
-   exceptions (500), slow requests, and health probes that otel-dist keeps out of every signal. Then stops the
-   app, which flushes its telemetry.
+3. Puts it under a bounded load from the load test (locust, ``examples/loadtest/locustfile.py``: 4 users, 300
+   requests, loopback only), then sends it the requests it follows, each with its own ``X-Request-ID``: item
+   reads, missing items (404), unhandled exceptions (500), slow requests, and health probes that otel-dist keeps
+   out of every signal. Then stops the app, which flushes its telemetry.
 4. Waits until Prometheus, Jaeger and VictoriaLogs hold what it sent, prints a summary per backend and follows
    one failed request from its metric series (exemplar) to its trace and its log lines, joined by trace_id and
    request_id. It also prints where to look.
@@ -37,6 +38,8 @@ from otel_dist.stack.example import (
     start_example_app,
     traffic,
 )
+from otel_dist.stack.loadtest import MAX_REQUESTS as MAX_LOAD_REQUESTS
+from otel_dist.stack.loadtest import LoadTestError, run_load
 from otel_dist.stack.supervisor import Stack, StackError, load_stack, print_line, start_stack
 
 T = TypeVar("T")
@@ -45,6 +48,8 @@ DURATION = "http_server_request_duration_seconds"
 #: The traffic's mix: every Kth request is a 500, slow, a 404; PROBES health probes go in between.
 ERROR_EVERY, SLOW_EVERY, NOT_FOUND_EVERY, PROBES = 7, 10, 5, 3
 MIN_REQUESTS, MAX_REQUESTS = max(ERROR_EVERY, SLOW_EVERY, NOT_FOUND_EVERY), 1000  # at least one of each kind
+#: The load before them: locust users and requests (README command 1's traffic; 0 requests: no load phase).
+LOAD_USERS, LOAD_REQUESTS, LOAD_SECONDS = 4, 300, 60
 #: The app's settings: 100 % sampling and quick exports, so the backends fill within seconds.
 APP_ENV = {
     "OTEL_DIST_SERVICE_VERSION": "0.1.0",
@@ -70,19 +75,44 @@ def _wait(what: str, check: Callable[[], T | None], timeout: float = WAIT_SECOND
         time.sleep(0.5)
 
 
-def _requests(value: str) -> int:
-    number = int(value)
-    if not MIN_REQUESTS <= number <= MAX_REQUESTS:
-        raise argparse.ArgumentTypeError(f"between {MIN_REQUESTS} and {MAX_REQUESTS}")
-    return number
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"between {low} and {high}")
+        return number
+
+    return parse
 
 
-def _serve_and_send(stack: Stack, service: str, requests: int) -> list[Answer]:
-    """Start the example app, send the traffic, stop the app (it flushes); the answers."""
+_requests = _bounded(MIN_REQUESTS, MAX_REQUESTS)
+
+
+def _load(base_url: str, requests: int) -> int:
+    """The load phase: a bounded locust run against the app; the number of requests it made."""
+    if not requests:
+        return 0
+    result = run_load(base_url, "ExampleApiUser", users=LOAD_USERS, requests=requests, seconds=LOAD_SECONDS)
+    total = result.total
+    p95 = total.percentile(0.95)
+    print(
+        f"   load: {total.requests} requests from {LOAD_USERS} locust users in {total.seconds:.1f}s "
+        f"({total.rate:.0f}/s, p95 {p95 if p95 is not None else '-'} ms, {total.failures} failed)",
+        flush=True,
+    )
+    return total.requests
+
+
+def _serve_and_send(stack: Stack, service: str, requests: int, load_requests: int) -> tuple[list[Answer], int]:
+    """Start the example app, load it, send the followed traffic, stop the app (it flushes).
+
+    Returns the followed requests' answers and the number of load requests.
+    """
     log_path = stack.log_path("example-app")
     app = start_example_app(service, otlp_endpoint=stack.otlp_http_endpoint, log_path=log_path, env=APP_ENV)
     with app:
         print(f"   serving {app.base_url} (uvicorn, pid {app.process.pid}; its output: {log_path})", flush=True)
+        loaded = _load(app.base_url, load_requests)
         planned = traffic(
             service,
             requests,
@@ -103,7 +133,7 @@ def _serve_and_send(stack: Stack, service: str, requests: int) -> list[Answer]:
     failed = next(a for a in answers if a.request.kind == "error")
     example = next((line for line in output.splitlines() if failed.request_id in line and '"http.request"' in line), "")
     print(f"   {len(output.splitlines())} lines on its stdout; the access line of a failed request:\n   {example}")
-    return answers
+    return answers, loaded
 
 
 def _follow_failed_request(
@@ -141,7 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--requests",
         type=_requests,
         default=30,
-        help=f"requests to send ({MIN_REQUESTS}-{MAX_REQUESTS}, default 30)",
+        help=f"requests to send and follow ({MIN_REQUESTS}-{MAX_REQUESTS}, default 30)",
+    )
+    parser.add_argument(
+        "--load-requests",
+        type=_bounded(0, MAX_LOAD_REQUESTS),
+        default=LOAD_REQUESTS,
+        help=f"requests of the load phase before them (locust, {LOAD_USERS} users; 0: none; default {LOAD_REQUESTS})",
     )
     parser.add_argument(
         "--data-dir",
@@ -164,16 +200,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"   already running from {stack.data_dir}")
 
     service = f"demo-shop-{uuid.uuid4().hex[:4]}"
-    print(f"\n== 2. the example FastAPI app as service {service!r}, {args.requests} requests ==", flush=True)
+    print(
+        f"\n== 2. the example FastAPI app as service {service!r}: {args.load_requests} load requests, then "
+        f"{args.requests} followed ones ==",
+        flush=True,
+    )
     start = datetime.now(UTC) - timedelta(seconds=1)
     try:
-        answers = _serve_and_send(stack, service, args.requests)
-    except ExampleAppError as error:
+        answers, loaded = _serve_and_send(stack, service, args.requests, args.load_requests)
+    except (ExampleAppError, LoadTestError) as error:
         print(f"demo: {error}", file=sys.stderr)
         return 1
     end = datetime.now(UTC) + timedelta(seconds=1)
     user = [a for a in answers if not a.request.probe]
-    total = len(user)
+    total = len(user) + loaded
 
     print("\n== 3. what arrived ==", flush=True)
     job = f'job="{service}"'

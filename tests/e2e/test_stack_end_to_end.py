@@ -8,6 +8,7 @@ sent and nothing of the probes, and the three signals must join by trace_id and 
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections import Counter
@@ -531,10 +532,16 @@ def test_the_demo_follows_a_failed_request_through_every_backend(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`./dev demo` against this stack: it reuses it, and one failed request joins across the three backends."""
-    assert demo.main(["--requests=10", f"--data-dir={stack.data_dir}"]) == 0
+    assert demo.main(["--requests=10", "--load-requests=40", f"--data-dir={stack.data_dir}"]) == 0
     out = capsys.readouterr().out
     assert f"already running from {stack.data_dir}" in out
-    assert "10 traces of 10 server spans (1 with status ERROR, 0 of a probe)" in out
-    assert "/fail              500  1" in out
+    assert "load: 40 requests from 4 locust users" in out  # README command 1's traffic comes from the load test
+    assert ", 0 failed)" in out
+    # every load request and every followed one is a trace of one server span; the probes are none
+    traces = re.search(r"(\d+) traces of (\d+) server spans \((\d+) with status ERROR, 0 of a probe\)", out)
+    assert traces is not None, out
+    assert traces.group(1) == traces.group(2) == "50"
+    assert int(traces.group(3)) >= 1
+    assert re.search(r"/fail +500 +\d+", out)
     assert "one request as metric, trace and log, joined by trace_id and request_id" in out
     assert "exemplar: " in out  # followed from the metric, not only from the log line
