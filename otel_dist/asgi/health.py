@@ -11,7 +11,7 @@ runs every check concurrently, each under its own timeout, and answers 503 when 
 the process drains after SIGTERM. A synchronous check runs in a thread of its own pool so a hanging one can
 neither block the event loop nor pile up threads: while it still hangs, the next probe reports it as timed out
 without starting it again. Each result is also recorded as the ``health.check.status`` gauge (1 healthy, 0 not)
-and the ``health.check.duration`` histogram, labelled ``health.check.name``.
+and the ``health.check.duration`` histogram, labelled ``health.check.name`` and ``health.check.required``.
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ class HealthChecks:
         result["status"] = "ok" if healthy else "fail"
         result["latency_ms"] = round(elapsed * 1000, 3)
         if self._status_gauge is not None:
-            attributes = {"health.check.name": item.name}
+            # required: whether the check gates readiness; the shipped alert pages only for those (a cache that
+            # is down degrades the service, a database that is down stops it).
+            attributes = {"health.check.name": item.name, "health.check.required": item.required}
             self._status_gauge.set(1 if healthy else 0, attributes)
             self._duration.record(elapsed, attributes)
         return result

@@ -25,6 +25,8 @@ PROCESS_CPU_UTILIZATION: Final = "process_cpu_utilization_ratio"
 PROCESS_MEMORY_USAGE: Final = "process_memory_usage_bytes"
 PROCESS_MEMORY_LIMIT: Final = "process_memory_limit_bytes"
 HEALTH_CHECK_STATUS: Final = "health_check_status_ratio"
+#: Whether a health check gates readiness ("true"/"false"; series older than the label count as required).
+HEALTH_CHECK_REQUIRED: Final = "health_check_required"
 #: system.filesystem.usage of the filesystems under the service's paths (otel_dist.filesystem_metrics), unit By,
 #: labels FS_MOUNTPOINT, FS_DEVICE, FS_TYPE, FS_MODE (rw/ro) and FS_STATE (used/free/reserved).
 FILESYSTEM_USAGE: Final = "system_filesystem_usage_bytes"

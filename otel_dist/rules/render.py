@@ -525,16 +525,22 @@ def service_alert_rules(spec: Spec, scope: Scope) -> list[dict[str, Any]]:
     if o.health is not None:
         by_check = f"{BY_JOB}, health_check_name"
         failing = f"count by ({by_check}) ({m.HEALTH_CHECK_STATUS}{sel} == 0)"
+        paging = sel if o.health.critical_checks == "all" else _with(sel, f'{m.HEALTH_CHECK_REQUIRED}!="false"')
+        which = "" if o.health.critical_checks == "all" else "required "
         rules.append(
             b.alert(
                 "ComponentUnhealthy",
-                lines(failing, "==", f"count by ({by_check}) ({m.HEALTH_CHECK_STATUS}{sel})"),
+                lines(
+                    f"count by ({by_check}) ({m.HEALTH_CHECK_STATUS}{paging} == 0)",
+                    "==",
+                    f"count by ({by_check}) ({m.HEALTH_CHECK_STATUS}{paging})",
+                ),
                 severity="critical",
                 for_=o.health.critical_for,
-                summary="{{ $labels.job }}: health check {{ $labels.health_check_name }} fails everywhere",
+                summary=f"{{{{ $labels.job }}}}: {which}health check {{{{ $labels.health_check_name }}}} fails everywhere",
                 description=(
-                    "Health check {{ $labels.health_check_name }} fails on all {{ $value }} instance(s) of "
-                    "{{ $labels.job }} that report it."
+                    f"The {which}health check {{{{ $labels.health_check_name }}}} fails on all {{{{ $value }}}} "
+                    "instance(s) of {{ $labels.job }} that report it."
                 ),
             )
         )

@@ -131,10 +131,16 @@ class LatencySLO:
 
 @dataclass(frozen=True)
 class Health:
-    """``for`` of the component-unhealthy alert: one instance failing (warning), every instance (critical)."""
+    """The component-unhealthy alert: one instance failing (warning), every instance (critical).
+
+    ``critical_checks``: ``required`` pages only for the checks that gate readiness (``HealthChecks.add(...,
+    required=True)``, the default); an optional one (a cache) failing everywhere stays a warning. ``all`` pages for
+    every check.
+    """
 
     warning_for: Duration
     critical_for: Duration
+    critical_checks: str = "required"
 
 
 @dataclass(frozen=True)
@@ -547,9 +553,13 @@ def _error_budget(value: object, path: str) -> float:
 
 def _health(value: object, path: str) -> Health:
     reader = _Reader(value, path)
+    critical_checks = reader.raw("critical_checks", "required")
+    if critical_checks not in ("required", "all"):
+        raise SpecError(reader.at("critical_checks"), f"must be required or all, got {_show(critical_checks)}")
     health = Health(
         parse_duration(reader.raw("warning_for", "2m"), reader.at("warning_for")),
         parse_duration(reader.raw("critical_for", "2m"), reader.at("critical_for")),
+        str(critical_checks),
     )
     reader.finish()
     return health

@@ -340,10 +340,11 @@ class TestHealth:
         client, _, telemetry = self.make(receiver, configure, db=(lambda: False, {}), cache=(lambda: True, {}))
         client.get("/health/ready")
         telemetry.force_flush(5)
-        status = {
-            a["health.check.name"]: p.as_int for a, p in wait_for(lambda: receiver.latest_points("health.check.status"))
-        }
+        points = wait_for(lambda: receiver.latest_points("health.check.status"))
+        status = {a["health.check.name"]: p.as_int for a, p in points}
         assert status == {"db": 0, "cache": 1}
+        # whether each gates readiness: the shipped alert pages only for required checks
+        assert {a["health.check.name"]: a["health.check.required"] for a, _ in points} == {"db": True, "cache": True}
 
 
 @pytest.mark.parametrize("kind", ["fastapi", "starlette"])
