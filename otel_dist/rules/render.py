@@ -537,7 +537,9 @@ def service_alert_rules(spec: Spec, scope: Scope) -> list[dict[str, Any]]:
                 ),
                 severity="critical",
                 for_=o.health.critical_for,
-                summary=f"{{{{ $labels.job }}}}: {which}health check {{{{ $labels.health_check_name }}}} fails everywhere",
+                summary=(
+                    f"{{{{ $labels.job }}}}: {which}health check {{{{ $labels.health_check_name }}}} fails everywhere"
+                ),
                 description=(
                     f"The {which}health check {{{{ $labels.health_check_name }}}} fails on all {{{{ $value }}}} "
                     "instance(s) of {{ $labels.job }} that report it."
