@@ -36,6 +36,10 @@ COMPONENTS: Final[list[tuple[str, list[tuple[str, str | None]]]]] = [
     ),
     ("FastAPI native telemetry (server span wrapper, route naming)", [("fastapi/telemetry/", None)]),
     (
+        "otel-dist server telemetry (server span start/end, attributes, bound HTTP metrics)",
+        [("otel_dist/asgi/server_telemetry.py", None), ("otel_dist/bound_metrics.py", None)],
+    ),
+    (
         "otel-dist ASGI middleware (request ID, response headers, active-request count, body-size metrics call)",
         [
             ("otel_dist/asgi/middleware.py", None),

@@ -34,6 +34,7 @@ DEFAULT_SECRET_WORDS: Final[tuple[str, ...]] = (
     "session[-_.]?id",
     "access[-_.]?key",
     "signature",
+    "sig",  # signed-URL signatures (Azure SAS); FastAPI and the HTTP semantic conventions redact it in url.query
     "jwt",
     "bearer",
 )

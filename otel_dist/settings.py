@@ -117,6 +117,7 @@ class Options(TypedDict, total=False):
     instrument_clients: bool
     db_slow_query_threshold: float
     fast_export: bool
+    server_spans: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +227,9 @@ class Settings:
     instrument_clients: bool
     db_slow_query_threshold: float
     fast_export: bool
+    #: "otel_dist": our own server span and HTTP metrics layer; "native": FastAPI's native telemetry (contrib ASGI
+    #: middleware for other apps).
+    server_spans: str
     profile: str | None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -703,6 +707,7 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("instrument_clients", True, _boolean, ("OTEL_DIST_INSTRUMENT_CLIENTS",)),
     _Spec("db_slow_query_threshold", 1.0, _seconds(), ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD",)),
     _Spec("fast_export", True, _boolean, ("OTEL_DIST_FAST_EXPORT",)),
+    _Spec("server_spans", "otel_dist", _choice("otel_dist", "native"), ("OTEL_DIST_SERVER_SPANS",)),
 )
 
 _SPEC_BY_NAME: Final = {spec.name: spec for spec in _SPECS}

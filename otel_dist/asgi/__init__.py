@@ -14,7 +14,13 @@ from otel_dist.asgi.access_log import UVICORN_ACCESS_LOGGER
 from otel_dist.asgi.errors import internal_error_handler
 from otel_dist.asgi.health import HealthChecks, disk_space_check
 from otel_dist.asgi.middleware import ActiveRequests, BodySizeMetrics, RequestTelemetryMiddleware
-from otel_dist.asgi.server_spans import contrib_middleware, has_native_telemetry, native_known_methods, tune_native
+from otel_dist.asgi.server_spans import (
+    contrib_middleware,
+    has_native_telemetry,
+    native_known_methods,
+    own_server_telemetry,
+    tune_native,
+)
 from otel_dist.bootstrap import Telemetry
 
 __all__ = ["HealthChecks", "disk_space_check", "instrument_app", "instrument_starlette_class"]
@@ -26,12 +32,16 @@ _CLASS_MARK: Final = "_otel_dist_class_patched"  # on the Starlette class
 
 def _wrap_stack(app: Any, stack: Any, telemetry: Telemetry, health: HealthChecks | None = None) -> Any:
     """Put our middleware outside the built stack (outside ServerErrorMiddleware) and pick the span mechanism."""
+    if health is not None:
+        health.bind_metrics(telemetry.meter_provider)
+    if telemetry.settings.server_spans == "otel_dist":
+        server = own_server_telemetry(app, stack, telemetry)
+        active = (ActiveRequests.of(telemetry.meter_provider), server.known_methods) if server.metrics else None
+        return RequestTelemetryMiddleware(stack, telemetry.settings, None, health, active, server=server)
     native = has_native_telemetry(app)
     native_metrics = tune_native(app, telemetry) if native else False
     body_sizes = BodySizeMetrics(telemetry.meter_provider) if native else None
     active = (ActiveRequests.of(telemetry.meter_provider), native_known_methods(app)) if native_metrics else None
-    if health is not None:
-        health.bind_metrics(telemetry.meter_provider)
     wrapped = RequestTelemetryMiddleware(stack, telemetry.settings, body_sizes, health, active)
     return wrapped if native else contrib_middleware(app, wrapped, telemetry)
 

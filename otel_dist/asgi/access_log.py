@@ -40,10 +40,21 @@ def safe_query(query: bytes, redactor: Redactor) -> str | None:
     return "&".join(parts)
 
 
-def log_request(scope: Mapping[str, Any], status: int, duration: float, response_size: int, redactor: Redactor) -> None:
-    """Write the access line (request_id, trace_id and span_id come from the context processors)."""
+def log_request(
+    scope: Mapping[str, Any],
+    status: int,
+    duration: float,
+    response_size: int,
+    redactor: Redactor,
+    *,
+    route: str | None = None,
+) -> None:
+    """Write the access line (request_id, trace_id and span_id come from the context processors).
+
+    ``route``: the route template the server span found (else the one the router left in the scope).
+    """
     level = "error" if status >= 500 else "warning" if status >= 400 else "info"
-    route = route_of(scope)
+    route = route if route is not None else route_of(scope)
     fields: dict[str, Any] = {
         "http.request.method": scope.get("method"),
         "http.route": route,

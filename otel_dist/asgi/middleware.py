@@ -19,12 +19,14 @@ from typing import Any, ClassVar, Final
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Histogram, MeterProvider, Observation
+from opentelemetry.trace import INVALID_SPAN
 
 from otel_dist.asgi.access_log import log_request, route_of
 from otel_dist.asgi.health import HealthChecks
 from otel_dist.asgi.request_id import accept_or_generate, preview
+from otel_dist.asgi.server_telemetry import ServerRequest, ServerTelemetry
+from otel_dist.bound_metrics import NO_EXEMPLARS
 from otel_dist.context import reset_request_id, set_request_id
 from otel_dist.scrubbing import Redactor
 from otel_dist.settings import REQUEST_ID_KEY, Settings
@@ -46,10 +48,8 @@ def is_excluded(path: str, excluded: tuple[str, ...]) -> bool:
     return any(path == p or path.startswith(p + "/") for p in excluded)
 
 
-#: The context the body sizes are recorded in: no span, so the trace-based exemplar filter offers nothing. A body
-#: size links to no trace worth finding (the duration histogram keeps its exemplars), and each offer costs about a
-#: microsecond on the request path. Not empty: the SDK takes the current context in place of an empty (falsy) one.
-_NO_EXEMPLARS: Final = Context({"otel_dist.no_exemplars": True})
+#: Set on the scope by the outermost instance: an instrumented app mounted inside another passes requests through.
+_NESTED: Final = "otel_dist.request"
 
 
 class BodySizeMetrics:
@@ -74,8 +74,8 @@ class BodySizeMetrics:
         if route is not None:
             attributes["http.route"] = route
         if request_size is not None:
-            self.request.record(request_size, attributes, context=_NO_EXEMPLARS)
-        self.response.record(response_size, attributes, context=_NO_EXEMPLARS)
+            self.request.record(request_size, attributes, context=NO_EXEMPLARS)
+        self.response.record(response_size, attributes, context=NO_EXEMPLARS)
 
 
 class ActiveRequests:
@@ -141,7 +141,8 @@ def _is_last_message(message: Message, trailers: bool) -> bool:
 
 
 class RequestTelemetryMiddleware:
-    """Per request: bind the request ID, stamp the response, write the access line, log an unhandled error."""
+    """Per request: bind the request ID, stamp the response, write the access line, log an unhandled error; with
+    ``server`` (:class:`~otel_dist.asgi.server_telemetry.ServerTelemetry`) also the server span and HTTP metrics."""
 
     def __init__(
         self,
@@ -150,6 +151,8 @@ class RequestTelemetryMiddleware:
         body_sizes: BodySizeMetrics | None = None,
         health: HealthChecks | None = None,
         active: tuple[ActiveRequests, frozenset[str]] | None = None,
+        *,
+        server: ServerTelemetry | None = None,
     ) -> None:
         self.app = app
         self.active = active  # (the counter, the methods the server span mechanism knows by name)
@@ -159,24 +162,48 @@ class RequestTelemetryMiddleware:
         self.excluded = settings.excluded_paths
         self.access_log = settings.access_log
         self.body_sizes = body_sizes
+        self.server = server
         self.redactor = Redactor(settings.redact_keys, settings.redact_allow, settings.redact_path_params)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" and self.health is not None:
-            await self.app(scope, _drain_on_sigterm(receive, self.health), send)
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan" and self.health is not None:
+                await self.app(scope, _drain_on_sigterm(receive, self.health), send)
+            elif kind == "websocket" and self.server is not None and _NESTED not in scope:
+                if is_excluded(scope.get("path", ""), self.excluded):
+                    scope["fastapi.telemetry"] = None  # mounted FastAPI apps: no span of their own either
+                    await self.app(scope, receive, send)
+                else:
+                    scope[_NESTED] = True
+                    await self.server.websocket(self.app, scope, receive, send, scope.get("root_path", ""))
+            else:
+                await self.app(scope, receive, send)
             return
-        if scope["type"] != "http":
+        if _NESTED in scope:  # an instrumented app mounted in another: the outer one does it all, once
             await self.app(scope, receive, send)
             return
+        scope[_NESTED] = True
+        root_path = scope.get("root_path", "")
         raw = next((value for name, value in scope["headers"] if name == self.header), None)
         request_id, rejected = accept_or_generate(raw)
         token = set_request_id(request_id)
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.set_attribute(REQUEST_ID_KEY, request_id)
+        path = scope.get("path", "")
+        excluded = is_excluded(path, self.excluded)
+        server = self.server
+        request: ServerRequest | None = None
+        if server is None:
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attribute(REQUEST_ID_KEY, request_id)
+        elif excluded:
+            span = INVALID_SPAN
+            scope["fastapi.telemetry"] = None  # mounted FastAPI apps: no span of their own either
+        else:
+            request = server.start(scope, request_id, REQUEST_ID_KEY)
+            span = request.span
         if rejected is not None:
             _log.warning("request_id.replaced", rejected_length=len(rejected), rejected_preview=preview(rejected))
-        excluded = is_excluded(scope.get("path", ""), self.excluded)
         started = time.perf_counter()
         status = 500
         response_size = 0
@@ -194,6 +221,19 @@ class RequestTelemetryMiddleware:
             traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags}"
             stamp.append((TRACERESPONSE, traceparent.encode("ascii")))
 
+        def complete() -> None:
+            """The response is complete: the span, the metrics and the access line (a 5xx waits for its cause)."""
+            assert request is not None
+            assert server is not None
+            if status >= 500:
+                request.completed = time.perf_counter()
+                request.completed_ns = time.time_ns()
+                return
+            route = server.route(request, scope, root_path)
+            duration = server.finish(request, status, _content_length(scope), response_size, route)
+            if self.access_log:
+                log_request(scope, status, duration, response_size, self.redactor, route=route)
+
         async def send_stamped(message: Message) -> None:
             nonlocal status, response_size, response_started, trailers, active_key
             if message["type"] == "http.response.start":
@@ -207,29 +247,55 @@ class RequestTelemetryMiddleware:
             elif message["type"] == "http.response.body":
                 response_size += len(message.get("body", b""))
             await send(message)
-            if active is not None and active_key is not None and _is_last_message(message, trailers):
-                active.leave(active_key)
-                active_key = None
+            if (active_key is not None or request is not None) and _is_last_message(message, trailers):
+                if active is not None and active_key is not None:
+                    active.leave(active_key)
+                    active_key = None
+                if request is not None and not request.finished and request.completed_ns is None:
+                    complete()
+
+        app_receive = receive
+        if request is not None:
+
+            async def app_receive() -> Message:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    request.disconnected = True
+                return message
 
         health = self.health
-        path = scope.get("path", "")
         try:
             if health is not None and (path == health.prefix or path.startswith(health.prefix + "/")):
-                await health(scope, receive, send_stamped)
+                await health(scope, app_receive, send_stamped)
             elif self.metrics_dir is not None and path == METRICS_PATH:
                 await _serve_metrics(self.metrics_dir, send_stamped)
             else:
-                await self.app(scope, receive, send_stamped)
-        except Exception:
+                await self.app(scope, app_receive, send_stamped)
+        except Exception as error:
+            if request is not None:
+                request.error = error
             # ServerErrorMiddleware has already sent the 500; log it once, with the traceback, here (inside the
             # request's context) and do not re-raise: the server would log the same error a second time.
             _log.exception("http.request.unhandled_exception", **{"http.route": route_of(scope)})
             if not response_started:
                 raise
+        except BaseException as error:  # cancelled (the client went away), or exiting
+            if request is not None:
+                request.error = error
+            raise
         finally:
             if active is not None and active_key is not None:
                 active.leave(active_key)
-            if not excluded:
+            if request is not None:
+                assert server is not None
+                if not request.finished:  # a 5xx, an exception, or a response that never completed
+                    route = server.route(request, scope, root_path)
+                    known = status if response_started else None
+                    duration = server.finish(request, known, _content_length(scope), response_size, route)
+                    if self.access_log:
+                        log_request(scope, status, duration, response_size, self.redactor, route=route)
+                server.close(request, scope)
+            elif not excluded:
                 duration = time.perf_counter() - started
                 if self.access_log:
                     log_request(scope, status, duration, response_size, self.redactor)

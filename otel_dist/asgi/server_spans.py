@@ -1,4 +1,10 @@
-"""Server spans and HTTP duration metrics: one mechanism per app, chosen deliberately.
+"""Server spans and HTTP duration metrics: one mechanism per app, chosen deliberately (``OTEL_DIST_SERVER_SPANS``).
+
+* ``otel_dist`` (the default): our own layer for every Starlette/FastAPI app, in the request middleware
+  (:mod:`otel_dist.asgi.server_telemetry`); FastAPI's native telemetry is switched off for the app, its routing
+  hooks still name the span.
+
+``native``:
 
 * FastAPI with native telemetry (>= 0.142): its own server span (named from the route template, covering the
   whole middleware stack, 500s included) and ``http.server.request.duration`` / ``active_requests``. We hand it
@@ -17,6 +23,7 @@ from typing import Any, Final
 from opentelemetry.metrics import NoOpUpDownCounter
 
 from otel_dist.asgi.middleware import ASGIApp, is_excluded
+from otel_dist.asgi.server_telemetry import SCOPE_NAME, ServerTelemetry
 from otel_dist.bootstrap import Telemetry
 
 
@@ -126,3 +133,51 @@ def contrib_middleware(application: Any, app: ASGIApp, telemetry: Telemetry) -> 
         exclude_spans=["receive", "send"],
     )
     return wrapped
+
+
+#: On a FastAPI app: its own telemetry choices (``FastAPI(telemetry={...})``), read before we switched it off.
+_CHOICES: Final = "_otel_dist_telemetry_choices"
+
+
+def _contrib_in_stack(stack: Any) -> bool:
+    """The contrib ASGI middleware inside the built stack (FastAPIInstrumentor.instrument_app, or added by
+    hand): it makes the server span and the duration itself, so ours stay off (as FastAPI's native ones do)."""
+    seen: set[int] = set()
+    while stack is not None and id(stack) not in seen:
+        seen.add(id(stack))
+        cls = type(stack)
+        if cls.__module__ == "opentelemetry.instrumentation.asgi" and cls.__name__ == "OpenTelemetryMiddleware":
+            return True
+        stack = getattr(stack, "app", None)
+    return False
+
+
+def own_server_telemetry(app: Any, stack: Any, telemetry: Telemetry) -> ServerTelemetry:
+    """Our server span and HTTP metrics for ``app`` (``OTEL_DIST_SERVER_SPANS=otel_dist``).
+
+    A FastAPI app keeps its own choices: ``telemetry={"tracing": False}`` means no span, ``{"metrics": False}``
+    no HTTP metrics; its native telemetry is switched off (ours replaces it), its routing still reports the route.
+    """
+    settings = telemetry.settings
+    tracing = metrics = True
+    native = has_native_telemetry(app)
+    if native:
+        config = app._telemetry
+        choices = getattr(app, _CHOICES, None)
+        if choices is None:  # the stack may be built again: the choices are the app's, not what we set
+            choices = (config.get("tracing", True), config.get("metrics", True))
+            setattr(app, _CHOICES, choices)
+        tracing, metrics = choices
+        config.update(tracing=False, metrics=False, logs=False, operation_spans=False, auto_configure=False)
+    if _contrib_in_stack(stack):
+        tracing = metrics = False
+    provider = telemetry.tracer_provider
+    tracer = provider.get_tracer(SCOPE_NAME) if tracing and provider is not None else None
+    meters = telemetry.meter_provider if metrics and "metrics" in settings.enabled_signals else None
+    return ServerTelemetry(
+        tracer,
+        meters,
+        fastapi=native,
+        operation_spans=settings.operation_spans,
+        routes=lambda: getattr(app, "routes", ()),
+    )

@@ -617,6 +617,7 @@ BAD_VARIABLES = [
     ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD", "0"),
     ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD", "1s"),
     ("OTEL_DIST_FAST_EXPORT", "fast"),
+    ("OTEL_DIST_SERVER_SPANS", "fastapi"),
     ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
     ("OTEL_RESOURCE_ATTRIBUTES", "team=payments,=orphan"),
     ("OTEL_TRACES_SAMPLER_ARG", "half"),
@@ -803,6 +804,7 @@ BAD_ARGUMENTS: list[tuple[str, Any]] = [
     ("db_slow_query_threshold", -0.5),
     ("db_slow_query_threshold", "slow"),
     ("fast_export", "yes"),
+    ("server_spans", "contrib"),
 ]
 
 
