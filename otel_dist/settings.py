@@ -118,6 +118,9 @@ class Options(TypedDict, total=False):
     db_slow_query_threshold: float
     fast_export: bool
     server_spans: str
+    capture_request_headers: str | list[str]
+    capture_response_headers: str | list[str]
+    capture_headers_sanitize: str | list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,11 @@ class Settings:
     #: "otel_dist": our own server span and HTTP metrics layer; "native": FastAPI's native telemetry (contrib ASGI
     #: middleware for other apps).
     server_spans: str
+    #: Header names (regular expressions, matched whole and case-insensitively) captured on server spans as
+    #: http.request.header.<name> / http.response.header.<name>; the values of the sanitize ones are blanked.
+    capture_request_headers: tuple[str, ...]
+    capture_response_headers: tuple[str, ...]
+    capture_headers_sanitize: tuple[str, ...]
     profile: str | None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -537,6 +545,18 @@ def _word_list(value: Any) -> tuple[str, ...]:
     return words
 
 
+def _header_patterns(value: Any) -> tuple[str, ...]:
+    """Comma-separated header names or regular expressions (``x-tenant,x-.*-id``, ``.*`` for every header)."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    patterns = tuple(str(i).strip() for i in items if str(i).strip())
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"{pattern!r} is not a regular expression ({error}): expected header names") from None
+    return patterns
+
+
 def _path_params(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list | tuple) else str(value).split(",")
     names = tuple(str(i).strip().lower() for i in items if str(i).strip())
@@ -708,6 +728,16 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("db_slow_query_threshold", 1.0, _seconds(), ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD",)),
     _Spec("fast_export", True, _boolean, ("OTEL_DIST_FAST_EXPORT",)),
     _Spec("server_spans", "otel_dist", _choice("otel_dist", "native"), ("OTEL_DIST_SERVER_SPANS",)),
+    # The contrib instrumentations' variables for captured headers: the same meaning under either server_spans.
+    _Spec(
+        "capture_request_headers", (), _header_patterns, ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",)
+    ),
+    _Spec(
+        "capture_response_headers", (), _header_patterns, ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",)
+    ),
+    _Spec(
+        "capture_headers_sanitize", (), _header_patterns, ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",)
+    ),
 )
 
 _SPEC_BY_NAME: Final = {spec.name: spec for spec in _SPECS}

@@ -221,6 +221,8 @@ class RequestTelemetryMiddleware:
             traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags}"
             stamp.append((TRACERESPONSE, traceparent.encode("ascii")))
 
+        capture_responses = server is not None and server.capture is not None and server.capture.responses
+
         def complete() -> None:
             """The response is complete: the span, the metrics and the access line (a 5xx waits for its cause)."""
             assert request is not None
@@ -244,6 +246,8 @@ class RequestTelemetryMiddleware:
                     *(h for h in message.get("headers", ()) if h[0].lower() != self.header),
                     *stamp,
                 ]
+                if request is not None and capture_responses:
+                    request.response_headers = message["headers"]
             elif message["type"] == "http.response.body":
                 response_size += len(message.get("body", b""))
             await send(message)

@@ -23,7 +23,7 @@ from typing import Any, Final
 from opentelemetry.metrics import NoOpUpDownCounter
 
 from otel_dist.asgi.middleware import ASGIApp, is_excluded
-from otel_dist.asgi.server_telemetry import SCOPE_NAME, ServerTelemetry
+from otel_dist.asgi.server_telemetry import SCOPE_NAME, HeaderCapture, ServerTelemetry
 from otel_dist.bootstrap import Telemetry
 
 
@@ -131,6 +131,9 @@ def contrib_middleware(application: Any, app: ASGIApp, telemetry: Telemetry) -> 
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
         exclude_spans=["receive", "send"],
+        http_capture_headers_server_request=list(telemetry.settings.capture_request_headers),
+        http_capture_headers_server_response=list(telemetry.settings.capture_response_headers),
+        http_capture_headers_sanitize_fields=list(telemetry.settings.capture_headers_sanitize),
     )
     return wrapped
 
@@ -180,4 +183,7 @@ def own_server_telemetry(app: Any, stack: Any, telemetry: Telemetry) -> ServerTe
         fastapi=native,
         operation_spans=settings.operation_spans,
         routes=lambda: getattr(app, "routes", ()),
+        capture=HeaderCapture.of(
+            settings.capture_request_headers, settings.capture_response_headers, settings.capture_headers_sanitize
+        ),
     )

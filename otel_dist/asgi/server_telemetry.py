@@ -33,6 +33,7 @@ exporter wrapper in :mod:`otel_dist.traces`).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final
@@ -114,6 +115,49 @@ def _template(route: Any, scope: Mapping[str, Any], root_path: str) -> str | Non
     return f"{root_path}{template}" if isinstance(template, str) else None
 
 
+class HeaderCapture:
+    """Request and response headers on the span, as the contrib instrumentations capture them: names matched whole
+    and case-insensitively, ``http.request.header.<name>`` (lower case, ``-`` as ``_``) with every value, the values
+    of the sanitize names blanked (secret-looking names are blanked again on the way out, by the exporter wrapper)."""
+
+    def __init__(self, request: Iterable[str], response: Iterable[str], sanitize: Iterable[str]) -> None:
+        self._request = _any_of(request)
+        self._response = _any_of(response)
+        self._sanitize = _any_of(sanitize)
+        self.responses = self._response is not None
+
+    @staticmethod
+    def of(request: Iterable[str], response: Iterable[str], sanitize: Iterable[str]) -> HeaderCapture | None:
+        """None when no header is to be captured (the request path then pays nothing)."""
+        capture = HeaderCapture(request, response, sanitize)
+        return capture if capture._request is not None or capture._response is not None else None
+
+    def request(self, headers: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+        return self._captured(headers, self._request, "http.request.header.")
+
+    def response(self, headers: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+        return self._captured(headers, self._response, "http.response.header.")
+
+    def _captured(
+        self, headers: Iterable[tuple[bytes, bytes]], names: re.Pattern[str] | None, prefix: str
+    ) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        if names is None:
+            return found
+        for raw_name, raw_value in headers:
+            name = raw_name.decode("latin-1")
+            if names.fullmatch(name):
+                secret = self._sanitize is not None and self._sanitize.search(name) is not None
+                value = "[REDACTED]" if secret else raw_value.decode("latin-1")
+                found.setdefault(prefix + name.lower().replace("-", "_"), []).append(value)
+        return found
+
+
+def _any_of(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    patterns = tuple(patterns)
+    return re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
+
+
 class ServerRequest:
     """One request's telemetry state, between :meth:`ServerTelemetry.start` and :meth:`ServerTelemetry.finish`."""
 
@@ -126,6 +170,7 @@ class ServerRequest:
         "fastapi",
         "finished",
         "method",
+        "response_headers",
         "scheme",
         "span",
         "span_method",
@@ -148,6 +193,7 @@ class ServerRequest:
         self.error: BaseException | None = None
         self.fastapi: Any = None  # FastAPI's request-telemetry object (the route, the exceptions it saw)
         self.finished = False
+        self.response_headers: Any = None  # kept for the header capture only
         self.token: object = None
 
 
@@ -163,8 +209,10 @@ class ServerTelemetry:
         fastapi: bool,
         operation_spans: bool,
         routes: Callable[[], Iterable[Any]],
+        capture: HeaderCapture | None = None,
     ) -> None:
         self.tracer = tracer
+        self.capture = capture if tracer is not None else None
         self.metrics = meter_provider is not None
         self.known_methods = KNOWN_METHODS
         self._routes = routes
@@ -266,6 +314,8 @@ class ServerTelemetry:
                 attributes["user_agent.original"] = agent.decode("latin-1")
             if request_id is not None:
                 attributes[request_id_key] = request_id
+            if self.capture is not None:
+                attributes.update(self.capture.request(headers))
             request.span = span = tracer.start_span(span_method, parent, SpanKind.SERVER, attributes)
         else:
             request.span = span = INVALID_SPAN
@@ -332,6 +382,8 @@ class ServerTelemetry:
                 span.update_name(f"{request.span_method} {route}")
             if status is not None:
                 end["http.response.status_code"] = status
+            if self.capture is not None and request.response_headers is not None:
+                end.update(self.capture.response(request.response_headers))
             if error_type is not None:
                 end["error.type"] = error_type
                 span.set_status(StatusCode.ERROR)

@@ -427,3 +427,31 @@ def test_starlette_apps_name_spans_through_mounts(receiver, configure) -> None:
     ]
     routes = {a.get("http.route") for a, _ in receiver.latest_points("http.server.request.duration")}
     assert routes == {"/items/{item_id}", "/tenants/{tenant}/users/{uid}", "/app/deep/{d}", None}
+
+
+def _headers_app() -> Starlette:
+    async def endpoint(_request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok", headers={"x-served-by": "node-1", "set-cookie": "session=s3cret"})
+
+    return Starlette(routes=[Route("/items/{item_id}", endpoint)])
+
+
+def test_captured_headers_are_the_contrib_middlewares(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "x-tenant,X-Trace-.*")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE", "x-served-by,set-cookie")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", "x-trace-hint")
+    headers = {"x-tenant": "acme", "x-trace-hint": "a", "x-trace-secret": "b", "x-other": "c"}
+    request = [("GET", "/items/1", headers)]
+    native, _ = _observe("native", _headers_app, lambda app: _drive(app, request))  # the contrib ASGI middleware
+    ours, _ = _observe("otel_dist", _headers_app, lambda app: _drive(app, request))
+
+    def captured(span: Any) -> dict[str, Any]:
+        return {k: v if isinstance(v, str) else list(v) for k, v in span.attributes.items() if ".header." in k}
+
+    assert captured(ours[0]) == captured(native[0]) == {
+        "http.request.header.x_tenant": ["acme"],
+        "http.request.header.x_trace_hint": ["[REDACTED]"],  # sanitized
+        "http.request.header.x_trace_secret": "[REDACTED]",  # a secret name: blanked on the way out
+        "http.response.header.x_served_by": ["node-1"],
+        "http.response.header.set_cookie": "[REDACTED]",
+    }

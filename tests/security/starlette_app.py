@@ -1,6 +1,6 @@
-"""The careless app as plain Starlette: instrumented by the contrib ASGI middleware, which captures the request
-and response headers named by OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_* (FastAPI's native telemetry
-captures none)."""
+"""The careless app as plain Starlette: its server spans capture the request and response headers named by
+OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_* (our server-span layer, or the contrib ASGI middleware under
+OTEL_DIST_SERVER_SPANS=native; FastAPI's native telemetry captures none)."""
 
 from __future__ import annotations
 

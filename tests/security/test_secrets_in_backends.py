@@ -154,6 +154,6 @@ def test_no_secret_reaches_any_backend(
     }
     if flavour == "fastapi":
         assert "db.password" in keys  # the attribute is kept, its value blanked
-    if flavour == "starlette":  # the contrib middleware captured every header; their values are blanked
+    if flavour == "starlette":  # the server span captured every header; their values are blanked
         assert {"http.request.header.authorization", "http.request.header.cookie"} <= keys, sorted(keys)
         assert {"http.request.header.x_api_key", "http.response.header.set_cookie"} <= keys, sorted(keys)

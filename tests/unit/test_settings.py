@@ -618,6 +618,9 @@ BAD_VARIABLES = [
     ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD", "1s"),
     ("OTEL_DIST_FAST_EXPORT", "fast"),
     ("OTEL_DIST_SERVER_SPANS", "fastapi"),
+    ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "x-tenant,(unclosed"),
+    ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE", "*"),
+    ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", "[a-"),
     ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
     ("OTEL_RESOURCE_ATTRIBUTES", "team=payments,=orphan"),
     ("OTEL_TRACES_SAMPLER_ARG", "half"),
@@ -805,6 +808,9 @@ BAD_ARGUMENTS: list[tuple[str, Any]] = [
     ("db_slow_query_threshold", "slow"),
     ("fast_export", "yes"),
     ("server_spans", "contrib"),
+    ("capture_request_headers", ["x-ok", "x-(bad"]),
+    ("capture_response_headers", "+"),
+    ("capture_headers_sanitize", "(?P<"),
 ]
 
 
