@@ -99,9 +99,11 @@ class BoundHistogram:
 
     __slots__ = ("_consumer", "_histogram")
 
-    def __init__(self, histogram: Histogram) -> None:
+    def __init__(self, histogram: Histogram, *, fast: bool = True) -> None:
+        """``fast=False``: every measurement through the public ``record()`` (``OTEL_DIST_FAST_RECORDING=false``)."""
         self._histogram = histogram
-        self._consumer: Any = histogram._measurement_consumer if fast_path_supported(histogram) else None  # type: ignore[attr-defined]
+        supported = fast and fast_path_supported(histogram)
+        self._consumer: Any = histogram._measurement_consumer if supported else None  # type: ignore[attr-defined]
 
     @property
     def fast(self) -> bool:

@@ -118,6 +118,7 @@ class Options(TypedDict, total=False):
     db_slow_query_threshold: float
     fast_export: bool
     server_spans: str
+    fast_recording: bool
     capture_request_headers: str | list[str]
     capture_response_headers: str | list[str]
     capture_headers_sanitize: str | list[str]
@@ -233,6 +234,8 @@ class Settings:
     #: "otel_dist": our own server span and HTTP metrics layer; "native": FastAPI's native telemetry (contrib ASGI
     #: middleware for other apps).
     server_spans: str
+    #: Our layer's HTTP metrics through bound attribute sets and its span attributes without per-value validation.
+    fast_recording: bool
     #: Header names (regular expressions, matched whole and case-insensitively) captured on server spans as
     #: http.request.header.<name> / http.response.header.<name>; the values of the sanitize ones are blanked.
     capture_request_headers: tuple[str, ...]
@@ -728,6 +731,7 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("db_slow_query_threshold", 1.0, _seconds(), ("OTEL_DIST_DB_SLOW_QUERY_THRESHOLD",)),
     _Spec("fast_export", True, _boolean, ("OTEL_DIST_FAST_EXPORT",)),
     _Spec("server_spans", "otel_dist", _choice("otel_dist", "native"), ("OTEL_DIST_SERVER_SPANS",)),
+    _Spec("fast_recording", True, _boolean, ("OTEL_DIST_FAST_RECORDING",)),
     # The contrib instrumentations' variables for captured headers: the same meaning under either server_spans.
     _Spec(
         "capture_request_headers", (), _header_patterns, ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",)

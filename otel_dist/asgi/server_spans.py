@@ -25,6 +25,7 @@ from opentelemetry.metrics import NoOpUpDownCounter
 from otel_dist.asgi.middleware import ASGIApp, is_excluded
 from otel_dist.asgi.server_telemetry import SCOPE_NAME, HeaderCapture, ServerTelemetry
 from otel_dist.bootstrap import Telemetry
+from otel_dist.span_attributes import SpanAttributeWriter
 
 
 def has_native_telemetry(app: Any) -> bool:
@@ -186,4 +187,6 @@ def own_server_telemetry(app: Any, stack: Any, telemetry: Telemetry) -> ServerTe
         capture=HeaderCapture.of(
             settings.capture_request_headers, settings.capture_response_headers, settings.capture_headers_sanitize
         ),
+        writer=SpanAttributeWriter(provider, settings.fast_recording) if tracer is not None else None,
+        fast_metrics=settings.fast_recording,
     )

@@ -46,6 +46,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, StatusCode, Tracer
 
 from otel_dist.bound_metrics import NO_EXEMPLARS, Bound, BoundHistogram
 from otel_dist.metrics import DURATION_BUCKETS
+from otel_dist.span_attributes import SpanAttributeWriter
 
 Scope = MutableMapping[str, Any]
 
@@ -210,8 +211,11 @@ class ServerTelemetry:
         operation_spans: bool,
         routes: Callable[[], Iterable[Any]],
         capture: HeaderCapture | None = None,
+        writer: SpanAttributeWriter | None = None,
+        fast_metrics: bool = True,
     ) -> None:
         self.tracer = tracer
+        self._writer = writer
         self.capture = capture if tracer is not None else None
         self.metrics = meter_provider is not None
         self.known_methods = KNOWN_METHODS
@@ -227,22 +231,25 @@ class ServerTelemetry:
         if meter_provider is not None:
             meter = meter_provider.get_meter(SCOPE_NAME)
             self._duration = BoundHistogram(
-                meter.create_histogram(
+                fast=fast_metrics,
+                histogram=meter.create_histogram(
                     "http.server.request.duration",
                     unit="s",
                     description="Duration of HTTP server requests.",
                     explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-                )
+                ),
             )
             self._request_size = BoundHistogram(
-                meter.create_histogram(
+                fast=fast_metrics,
+                histogram=meter.create_histogram(
                     "http.server.request.body.size", unit="By", description="Size of HTTP server request bodies."
-                )
+                ),
             )
             self._response_size = BoundHistogram(
-                meter.create_histogram(
+                fast=fast_metrics,
+                histogram=meter.create_histogram(
                     "http.server.response.body.size", unit="By", description="Size of HTTP server response bodies."
-                )
+                ),
             )
 
     # -- the request's start ---------------------------------------------------------------------------------
@@ -316,7 +323,12 @@ class ServerTelemetry:
                 attributes[request_id_key] = request_id
             if self.capture is not None:
                 attributes.update(self.capture.request(headers))
-            request.span = span = tracer.start_span(span_method, parent, SpanKind.SERVER, attributes)
+            writer = self._writer
+            if writer is not None and writer.direct:
+                request.span = span = tracer.start_span(span_method, parent, SpanKind.SERVER)
+                writer.write(span, attributes)
+            else:
+                request.span = span = tracer.start_span(span_method, parent, SpanKind.SERVER, attributes)
         else:
             request.span = span = INVALID_SPAN
         context = trace.set_span_in_context(span, parent) if tracer is not None else otel_context.get_current()
@@ -389,7 +401,10 @@ class ServerTelemetry:
                 span.set_status(StatusCode.ERROR)
                 if error is not None:
                     span.record_exception(error)
-            span.set_attributes(end)
+            if self._writer is not None:
+                self._writer.write(span, end)
+            else:
+                span.set_attributes(end)
         if self.metrics:
             self._record(
                 request,

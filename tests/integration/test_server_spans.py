@@ -87,11 +87,11 @@ REQUESTS: list[tuple[str, str, dict[str, str]]] = [
 
 
 @contextlib.contextmanager
-def _configured(mode: str) -> Iterator[tuple[OtlpReceiver, otel_dist.Telemetry]]:
+def _configured(mode: str, **options: Any) -> Iterator[tuple[OtlpReceiver, otel_dist.Telemetry]]:
     reset_global_providers()
     with running_http_receiver() as receiver:
         telemetry = otel_dist.configure(
-            endpoint=receiver.endpoint, server_spans=mode, _extras=Extras(cache_loggers=False), **FAST
+            endpoint=receiver.endpoint, server_spans=mode, _extras=Extras(cache_loggers=False), **FAST, **options
         )
         try:
             yield receiver, telemetry
@@ -110,9 +110,11 @@ def _drive(app: Any, requests: list[tuple[str, str, dict[str, str]]], root_path:
     asyncio.run(go())
 
 
-def _observe(mode: str, make: Callable[[], Any], run: Callable[[Any], None]) -> tuple[list[Any], list[Any]]:
+def _observe(
+    mode: str, make: Callable[[], Any], run: Callable[[Any], None], **options: Any
+) -> tuple[list[Any], list[Any]]:
     """(server spans, duration points) of ``run(app)`` under mechanism ``mode``."""
-    with _configured(mode) as (receiver, telemetry):
+    with _configured(mode, **options) as (receiver, telemetry):
         app = make()
         otel_dist.instrument_app(app)
         run(app)
@@ -156,6 +158,14 @@ def test_spans_and_durations_are_fastapi_natives(root_path: str) -> None:
     assert (brew["http.request.method"], brew["http.request.method_original"]) == ("_OTHER", "BREW")
     assert ours[-1].item.trace_id.hex() == PARENT.split("-")[1]
     assert ours[-1].attributes["url.query"] == "q=1&page=2"
+
+
+def test_fast_recording_exports_what_the_sdks_own_paths_export() -> None:
+    slow, slow_points = _observe("otel_dist", _app, lambda app: _drive(app, REQUESTS), fast_recording=False)
+    fast, fast_points = _observe("otel_dist", _app, lambda app: _drive(app, REQUESTS), fast_recording=True)
+    assert [_span_view(s, {"request_id"}) for s in fast] == [_span_view(s, {"request_id"}) for s in slow]
+    assert fast_points == slow_points
+    assert sum(count for _, count in fast_points) == len(REQUESTS)
 
 
 def test_exceptions_are_recorded_on_the_span_with_their_type() -> None:
