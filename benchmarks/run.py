@@ -519,6 +519,14 @@ ABLATIONS: dict[str, tuple[str, dict[str, str]]] = {
         "otel_dist",
         {"OTEL_DIST_FAST_EXPORT": "false"},
     ),
+    "full, fast recording off (OTEL_DIST_FAST_RECORDING=false: SDK attribute validation and metric recording)": (
+        "otel_dist",
+        {"OTEL_DIST_FAST_RECORDING": "false"},
+    ),
+    "full, FastAPI's native server spans (OTEL_DIST_SERVER_SPANS=native)": (
+        "otel_dist",
+        {"OTEL_DIST_SERVER_SPANS": "native"},
+    ),
     "full, access log off": ("otel_dist", {"OTEL_DIST_ACCESS_LOG": "false"}),
     "full, logs exporter none (no OTel log records)": ("otel_dist", {"OTEL_LOGS_EXPORTER": "none"}),
     "full, traces exporter none (no spans)": ("otel_dist", {"OTEL_TRACES_EXPORTER": "none"}),

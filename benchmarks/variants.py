@@ -103,11 +103,22 @@ VARIANTS: Final[tuple[Variant, ...]] = (
     ),
     Variant(
         "ours_full_fast_off",
-        "otel-dist configure(), full, OTEL_DIST_FAST_EXPORT=false (the SDK's OTLP encoding and log-record path)",
+        "otel-dist configure(), full, OTEL_DIST_FAST_EXPORT=false and OTEL_DIST_FAST_RECORDING=false (the SDK's OTLP"
+        " encoding, log-record path, attribute validation and metric recording)",
         "ours",
         "otel_dist",
         exports=True,
-        environ={"OTEL_DIST_FAST_EXPORT": "false"},
+        environ={"OTEL_DIST_FAST_EXPORT": "false", "OTEL_DIST_FAST_RECORDING": "false"},
+        modules=_OURS,
+    ),
+    Variant(
+        "ours_full_native_spans",
+        "otel-dist configure(), full, OTEL_DIST_SERVER_SPANS=native (FastAPI's native telemetry makes the server span"
+        " and HTTP metrics, as before the own layer)",
+        "ours",
+        "otel_dist",
+        exports=True,
+        environ={"OTEL_DIST_SERVER_SPANS": "native"},
         modules=_OURS,
     ),
     Variant(
@@ -164,6 +175,7 @@ QUICK: Final = (
     "fastapi_native_no_op_spans",
     "ours_full",
     "ours_full_fast_off",
+    "ours_full_native_spans",
     "ours_metrics_only",
     "ours_wrapper",
 )
