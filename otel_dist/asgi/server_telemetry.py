@@ -332,21 +332,27 @@ class ServerTelemetry:
         else:
             request.span = span = INVALID_SPAN
         context = trace.set_span_in_context(span, parent) if tracer is not None else otel_context.get_current()
-        request_telemetry = self._request_telemetry
-        if request_telemetry is not None:
-            request.fastapi = fastapi = request_telemetry(
-                span=None,  # FastAPI's routing would rename the span on every route it selects: named once, at the end
-                span_method=span_method,
-                tracer=self._operation_tracer,
-                _mount_prefix=scope.get("app_root_path", scope.get("root_path", "")).rstrip("/"),
-            )
-            scope["fastapi.telemetry"] = fastapi  # mounted FastAPI apps see it and start no span of their own
-            context = otel_context.set_value(self._request_telemetry_key, fastapi, context)
-        if tracer is not None or request_telemetry is not None:
+        context = self._with_fastapi_telemetry(request, scope, context)
+        if tracer is not None or request.fastapi is not None:
             request.token = otel_context.attach(context)
         request.context = context
         request.started = time.perf_counter()
         return request
+
+    def _with_fastapi_telemetry(self, request: ServerRequest, scope: Scope, context: Context) -> Context:
+        """``context`` with FastAPI's request-telemetry object for this request (its routing fills in the route),
+        when the app is a FastAPI app; also on the scope, so mounted FastAPI apps start no span of their own."""
+        request_telemetry = self._request_telemetry
+        if request_telemetry is None:
+            return context
+        request.fastapi = fastapi = request_telemetry(
+            span=None,  # FastAPI's routing would rename the span on every route it selects: named once, at the end
+            span_method=request.span_method,
+            tracer=self._operation_tracer,
+            _mount_prefix=scope.get("app_root_path", scope.get("root_path", "")).rstrip("/"),
+        )
+        scope["fastapi.telemetry"] = fastapi
+        return otel_context.set_value(self._request_telemetry_key, fastapi, context)
 
     # -- the request's end -----------------------------------------------------------------------------------
 
@@ -490,16 +496,7 @@ class ServerTelemetry:
             span = tracer.start_span("WS", parent, SpanKind.SERVER, attributes)
         request.span = span
         context = trace.set_span_in_context(span, parent) if tracer is not None else otel_context.get_current()
-        if self._request_telemetry is not None:
-            request.fastapi = self._request_telemetry(
-                span=None,
-                span_method="WS",
-                tracer=self._operation_tracer,
-                _mount_prefix=scope.get("app_root_path", scope.get("root_path", "")).rstrip("/"),
-            )
-            scope["fastapi.telemetry"] = request.fastapi
-            context = otel_context.set_value(self._request_telemetry_key, request.fastapi, context)
-        request.token = otel_context.attach(context)
+        request.token = otel_context.attach(self._with_fastapi_telemetry(request, scope, context))
         error: BaseException | None = None
         try:
             await app(scope, receive, send)
