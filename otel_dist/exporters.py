@@ -87,6 +87,11 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
         # more records to export).
         self._log = logging.getLogger(OTLPSpanExporter.__module__)
 
+    @property
+    def encodes_directly(self) -> bool:
+        """False when the installed SDK exporter lacks the parts the direct encoding relies on (its export() runs)."""
+        return self._fast
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not self._fast:
             return super().export(spans)

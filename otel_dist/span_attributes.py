@@ -32,7 +32,7 @@ _PLAIN: Final = frozenset({str, int, float, bool})
 _SDK_SAMPLERS: Final = "opentelemetry.sdk.trace.sampling"
 
 
-def _shape_supported() -> bool:
+def shape_supported() -> bool:
     """The SDK internals the writer uses, checked on a real span."""
     span = TracerProvider(shutdown_on_exit=False).get_tracer("otel_dist").start_span("probe")
     attributes = getattr(span, "_attributes", None)
@@ -51,7 +51,7 @@ class SpanAttributeWriter:
 
     def __init__(self, provider: Any, enabled: bool = True) -> None:
         self._provider = provider
-        self._enabled = enabled and isinstance(provider, TracerProvider) and _shape_supported()
+        self._enabled = enabled and isinstance(provider, TracerProvider) and shape_supported()
         self._processors: object = None
         self._verdict = False
 

@@ -68,7 +68,7 @@ def exception_type(error: BaseException) -> str:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _fastapi_hooks() -> tuple[type, Any] | None:
+def fastapi_hooks() -> tuple[type, Any] | None:
     """FastAPI's request-telemetry class and context key, which its routing fills with the selected route.
 
     Private to FastAPI (>= 0.142): None when they are missing or not shaped as expected, and the route is then
@@ -220,7 +220,7 @@ class ServerTelemetry:
         self.metrics = meter_provider is not None
         self.known_methods = KNOWN_METHODS
         self._routes = routes
-        hooks = _fastapi_hooks() if fastapi else None
+        hooks = fastapi_hooks() if fastapi else None
         self._request_telemetry: Any = hooks[0] if hooks else None
         self._request_telemetry_key: Any = hooks[1] if hooks else None
         self._operation_tracer = tracer if operation_spans else None

@@ -65,12 +65,85 @@ def _probe_grpc(settings: Settings, signal: Signal) -> str:
         channel.close()
 
 
+def fast_paths(settings: Settings) -> list[str]:
+    """Whether each fast path can run on the installed SDK and FastAPI, or falls back to their public paths.
+
+    The fast paths check the internals they use when they start and quietly take the public path when those are
+    not what they were written against (correct, only slower); this says which, so an upgrade that turns one off
+    is visible without a profiler.
+    """
+
+    def state(enabled: bool, supported: bool, what: str) -> str:
+        if not enabled:
+            return f"off (setting): {what} through the SDK's public path"
+        return f"on: {what}" if supported else f"FALLBACK: {what} not possible with the installed SDK; public path used"
+
+    export = _fast_export_supported()
+    metrics = _fast_metrics_supported()
+    attributes = _fast_attributes_supported()
+    lines = [
+        f"  fast_export     {state(settings.fast_export, export, 'direct OTLP/HTTP encoding, lean log records')}",
+        f"  fast_recording  {state(settings.fast_recording, metrics, 'HTTP metrics through bound attribute sets')}",
+        f"                  {state(settings.fast_recording, attributes, 'server-span attributes written directly')}",
+    ]
+    if settings.server_spans == "native":
+        lines.append("  server_spans    native: FastAPI's native telemetry (the contrib ASGI middleware elsewhere)")
+    else:
+        lines.append(f"  server_spans    otel_dist: {_fastapi_hooks_state()}")
+    return lines
+
+
+def _fast_export_supported() -> bool:
+    from otel_dist.exporters import FastOTLPSpanExporter
+
+    exporter = FastOTLPSpanExporter(endpoint="http://127.0.0.1:4318/v1/traces")  # nothing is sent
+    return exporter.encodes_directly
+
+
+def _fast_metrics_supported() -> bool:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_dist.bound_metrics import fast_path_supported
+
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
+    try:
+        return fast_path_supported(provider.get_meter("otel_dist.doctor").create_histogram("probe"))
+    finally:
+        provider.shutdown()
+
+
+def _fast_attributes_supported() -> bool:
+    from otel_dist.span_attributes import shape_supported
+
+    return shape_supported()
+
+
+def _fastapi_hooks_state() -> str:
+    try:
+        import fastapi
+    except ImportError:
+        return "our server-span layer (FastAPI not installed: Starlette routes name the spans)"
+    from otel_dist.asgi.server_telemetry import fastapi_hooks
+
+    version = getattr(fastapi, "__version__", "?")
+    if fastapi_hooks() is None:
+        return (
+            f"our server-span layer; FastAPI {version}'s routing hooks NOT found: routes come from Starlette's "
+            "matched routes (OTEL_DIST_SERVER_SPANS=native is FastAPI's own telemetry)"
+        )
+    return f"our server-span layer, FastAPI {version}'s routing hooks found"
+
+
 def report(settings: Settings, *, check: bool = True) -> str:
-    """The doctor's report: every setting with its value and source, then one export probe per signal."""
+    """The doctor's report: every setting with its value and source, the fast paths, then one export probe per
+    signal."""
     rows = describe(settings)
     width = max(len(name) for name, _, _ in rows)
     lines = ["otel-dist doctor", "", "Settings (value, then where it came from):"]
     lines += [f"  {name:<{width}}  {value}  [{source}]" for name, value, source in rows]
+    lines += ["", "Fast paths (the SDK and FastAPI internals they use, checked on this installation):"]
+    lines += fast_paths(settings)
     if check:
         lines += ["", "OTLP export check (an empty request per signal):"]
         for signal in SIGNALS:

@@ -13,15 +13,15 @@ from starlette.routing import Mount, Route, Router
 
 from otel_dist.asgi.server_telemetry import (
     KNOWN_METHODS,
-    _fastapi_hooks,
     _server_address,
     exception_type,
+    fastapi_hooks,
     starlette_route,
 )
 
 
 def test_fastapi_still_has_the_routing_hooks_the_layer_uses() -> None:
-    hooks = _fastapi_hooks()
+    hooks = fastapi_hooks()
     assert hooks is not None
     request_telemetry, _key = hooks
     made = request_telemetry(span=None, span_method="GET", tracer=None, _mount_prefix="")
