@@ -40,6 +40,13 @@ DEFAULT_SECRET_WORDS: Final[tuple[str, ...]] = (
 )
 
 
+#: Credentials recognisable by their shape wherever they are, without a key naming them: JSON Web Tokens (three
+#: base64url parts, the first two encoding JSON objects, so each starts with ``eyJ``), as they turn up in URL paths
+#: (``/verify/eyJ...``), redirect targets and exception messages. Case-sensitive: base64url is.
+_JWT: Final = r"(?-i:\beyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*)"
+_JWT_PATTERN: Final = re.compile(_JWT)
+
+
 class Redactor:
     """Decides which keys are secret and blanks their values."""
 
@@ -53,6 +60,8 @@ class Redactor:
             r"|(?P<scheme>\bbearer\s+)(?P<credential>[\w.~+/=\-]+)"
             # the password in a URL's userinfo: postgres://app:s3cret@db/...
             r"|(?P<user>\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)(?P<password>[^@\s/]+)(?=@)"
+            # a JSON Web Token anywhere
+            r"|(?P<jwt>" + _JWT + r")"
         )
         self._allow = frozenset(a.lower() for a in allow)
         self._path_params = frozenset(p.lower() for p in path_params)
@@ -105,10 +114,17 @@ class Redactor:
         return "".join(pieces)
 
     def redact_text(self, text: str) -> str:
-        """Free text with secret ``key=value`` values and bearer credentials replaced."""
-        if "=" not in text and "earer" not in text and "@" not in text:
+        """Free text with secret ``key=value`` values, bearer credentials, URL passwords and JSON Web Tokens
+        replaced."""
+        if "=" not in text and "earer" not in text and "@" not in text and "eyJ" not in text:
             return text  # the common case, without running the pattern
         return self._in_text.sub(_keep_the_name, text)
+
+    @staticmethod
+    def redact_credentials(text: str) -> str:
+        """``text`` with credentials recognisable by their shape alone (JSON Web Tokens) replaced: for URLs and
+        paths, whose other secrets are found by name (query parameters, path parameters)."""
+        return _JWT_PATTERN.sub(REDACTED, text) if "eyJ" in text else text
 
     def redact(self, value: Any) -> Any:
         """A copy of ``value`` with the values of secret keys replaced, at any depth."""
@@ -134,7 +150,7 @@ class Redactor:
 
 def _keep_the_name(match: re.Match[str]) -> str:
     """``token=x`` -> ``token=[REDACTED]``, ``Bearer x`` -> ``Bearer [REDACTED]``, ``db://u:x@`` -> ``db://u:[REDACTED]@``."""
-    prefix = match["key"] or match["scheme"] or match["user"]
+    prefix = match["key"] or match["scheme"] or match["user"] or ""
     return f"{prefix}{REDACTED}"
 
 

@@ -117,8 +117,10 @@ class RedactingSpanExporter(SpanExporter):
                 new = self._query_redacted(value)
                 if templated and key in PATH_ATTRIBUTES:
                     new = redact_path_attribute(key, new, str(route), self._redactor)
+                new = self._redactor.redact_credentials(new)  # a token in the path: /verify/eyJ...
             elif verdict == _PATH and templated:  # url.path: /reset/{token}
                 new = redact_path_attribute(key, value, str(route), self._redactor)
+                new = self._redactor.redact_credentials(new)
             else:  # key=value, bearer and URL-password secrets quoted in any text
                 new = self._redactor.redact_text(value)
             if new != value:

@@ -63,6 +63,13 @@ async def accept_invite(code: str) -> dict[str, bool]:
     return {"accepted": bool(code)}
 
 
+@app.get("/links/{link_id}")
+async def open_link(link_id: str) -> dict[str, bool]:
+    # a JSON Web Token under a name that says nothing, and quoted in a message: found by its shape
+    log.info("link.opened", detail=f"opening link {link_id}")
+    return {"opened": bool(link_id)}
+
+
 @app.get("/huge")
 async def huge(size: int = 100_000) -> dict[str, int]:
     # values far beyond any limit: the span attribute, a log field and a log message

@@ -42,6 +42,11 @@ async def accept_invite(request: Request) -> JSONResponse:
     return JSONResponse({"accepted": bool(request.path_params["code"])})
 
 
+async def open_link(request: Request) -> JSONResponse:
+    log.info("link.opened", detail=f"opening link {request.path_params['link_id']}")
+    return JSONResponse({"opened": True})
+
+
 app = Starlette(
     routes=[
         Route("/login", login),
@@ -49,6 +54,7 @@ app = Starlette(
         Route("/handled", handled),
         Route("/reset/{token}", reset),
         Route("/invites/{code}/accept", accept_invite),
+        Route("/links/{link_id}", open_link),
     ]
 )
 otel_dist.configure(app=app)

@@ -44,6 +44,10 @@ CORPUS = {
         "path_code",  # in the URL path under a name listed in OTEL_DIST_REDACT_PATH_PARAMS: /invites/{code}/accept
     )
 }
+# A JSON Web Token in the URL path under a name that says nothing (/links/{link_id}) and in a log message: found by
+# its shape. Its signature is searched for on its own too, so a token cut in half would still count as a leak.
+CORPUS["jwt_signature"] = secrets.token_hex(12)
+CORPUS["jwt"] = f"eyJhbGciOiJIUzI1NiJ9.eyJ{secrets.token_hex(8)}.{CORPUS['jwt_signature']}"
 
 
 def send(app: App, path: str, headers: dict[str, str]) -> int:
@@ -105,13 +109,16 @@ def test_no_secret_reaches_any_backend(
         send(app, f"/handled?token={CORPUS['token']}", headers),
         send(app, f"/reset/{CORPUS['path_token']}", headers),
         send(app, f"/invites/{CORPUS['path_code']}/accept", headers),
+        send(app, f"/links/{CORPUS['jwt']}", headers),
     ]
-    assert statuses == [200, 500, 200, 200, 200], app.output()[-3000:]
+    assert statuses == [200, 500, 200, 200, 200, 200], app.output()[-3000:]
     app.terminate()
 
     def everything_arrived() -> dict[str, str]:
         exported = exported_text(fault_stack, app)
-        assert exported["jaeger"].count('"traceId"') >= 5
+        assert exported["jaeger"].count('"traceId"') >= 6
+        assert "/links/[REDACTED]" in exported["jaeger"]
+        assert "link.opened" in exported["victorialogs"]
         assert "/reset/[REDACTED]" in exported["jaeger"]  # url.path (or http.target) kept, the token blanked
         assert "/reset/[REDACTED]" in exported["victorialogs"]  # the access line's url.path
         assert "/invites/[REDACTED]/accept" in exported["victorialogs"]

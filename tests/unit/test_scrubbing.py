@@ -6,6 +6,9 @@ import pytest
 
 from otel_dist.scrubbing import REDACTED, Redactor, redact_path_attribute
 
+#: A JSON Web Token's shape: {"alg":"HS256"} . {"sub":"alice"} . signature (base64url).
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl_x-y"
+
 
 @pytest.mark.parametrize(
     "key",
@@ -65,10 +68,18 @@ def test_query_redaction(value: str, expected: str) -> None:
         ("Authorization: Bearer eyJhbGciOi.x-y", "Authorization: Bearer [REDACTED]"),
         ("tokens_used=42 page=2", "tokens_used=42 page=2"),
         ("plain message", "plain message"),
+        (f"link {JWT} expired", f"link {REDACTED} expired"),  # a JSON Web Token needs no name
+        (f"GET /verify/{JWT}?next=/home", f"GET /verify/{REDACTED}?next=/home"),
+        ("eyJ alone, eyJa.b.c, EYJabc.EYJdef.x", "eyJ alone, eyJa.b.c, EYJabc.EYJdef.x"),  # not token-shaped
     ],
 )
 def test_secrets_inside_free_text(text: str, expected: str) -> None:
     assert Redactor().redact_text(text) == expected
+
+
+def test_credentials_shaped_as_tokens_are_found_in_urls_and_paths() -> None:
+    assert Redactor.redact_credentials(f"https://h/verify/{JWT}/done?x=1") == f"https://h/verify/{REDACTED}/done?x=1"
+    assert Redactor.redact_credentials("/items/42?q=eyJ") == "/items/42?q=eyJ"
 
 
 @pytest.mark.parametrize(

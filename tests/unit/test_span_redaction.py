@@ -58,3 +58,20 @@ def test_the_caches_stay_bounded() -> None:
         exporter.export([_span({f"key{i}": 1, "url.query": f"id={i}&token=t"})])
     assert len(exporter._verdicts) <= 4096
     assert len(exporter._urls) <= 4096
+
+
+def test_tokens_in_url_paths_are_blanked_whatever_the_parameter_is_called() -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln"
+    inner = _Collect()
+    RedactingSpanExporter(inner, Redactor()).export(
+        [
+            _span({"http.route": "/links/{link_id}", "url.path": f"/links/{jwt}"}),  # server span, templated
+            _span({"url.full": f"https://idp.example/verify/{jwt}?lang=en"}),  # client span: no template at all
+            _span({"url.path": f"/raw/{jwt}"}),  # unmatched route
+        ]
+    )
+    assert [dict(span.attributes or {}) for span in inner.spans] == [
+        {"http.route": "/links/{link_id}", "url.path": f"/links/{REDACTED}"},
+        {"url.full": f"https://idp.example/verify/{REDACTED}?lang=en"},
+        {"url.path": f"/raw/{REDACTED}"},
+    ]
