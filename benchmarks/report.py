@@ -177,7 +177,8 @@ def render(results: dict[str, Any]) -> str:
         f"(`GET {parameters.get('path')}`), warm-up {parameters.get('warmup'):,}, "
         f"{parameters.get('connections')} connections, {parameters.get('load_generator')}, settle "
         f"{parameters.get('settle_s')} s; servers on cores {parameters.get('server_cores')}, load generator and "
-        f"sink on {parameters.get('load_cores')}; environments: {parameters.get('envs')}",
+        f"sink on {parameters.get('load_cores')}; environments: {parameters.get('envs')}; exporting to "
+        f"{parameters.get('receiver', 'the sink')}",
         "",
         "## CPU per request (server process and its children), ratio to bare",
         "",

@@ -30,6 +30,7 @@ from benchmarks import profile_report, report
 from benchmarks.envs import BENCH_DIR, ROOT, Env, current_env, ensure_env, has_modules
 from benchmarks.loadgen import LoadResult, ensure_wrk, run_python_client, run_wrk
 from benchmarks.measure import CpuSample, sample
+from benchmarks.relay import start_relay
 from benchmarks.servers import Server, Sink, clean_environ, start_server, start_sink
 from benchmarks.variants import BY_NAME, QUICK
 
@@ -65,6 +66,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-micro", action="store_true", help="skip the log-line and export micro-benchmarks")
     parser.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts")
     parser.add_argument("--no-profile", action="store_true", help="skip the profile and the ablations of full mode")
+    parser.add_argument(
+        "--receiver",
+        choices=["sink", "collector"],
+        default="sink",
+        help="what the servers export to: the counting sink (default), or the real collector relaying to it",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default benchmarks/out)")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -620,7 +627,7 @@ def machine() -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)  # pip logs of new environments, the relay collector
     os.sched_setaffinity(0, args.load_core_set)
     started = time.perf_counter()
     envs, skipped = resolve_envs(args)
@@ -634,6 +641,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rss_names = [] if args.no_rss else [n for n in args.rss_variants.split(",") if n in envs]
     n_ports = len(envs) + len(rss_names) + 1
     sink = start_sink(n_ports, args.load_core_set, sys.executable)
+    relay = None
+    if args.receiver == "collector":
+        try:
+            relay = start_relay(sink, args.load_core_set, args.out / "logs")
+        except BaseException:
+            sink.stop()
+            raise
+        log(f"exporting through the real collector ({relay.log_path.parent / 'relay-collector.yaml'})")
     spare_port = n_ports - 1
     results: dict[str, Any] = {
         "meta": {
@@ -652,6 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "load_cores": sorted(args.load_core_set),
                 "load_generator": "wrk " + _wrk_version(wrk) if wrk else "python (benchmarks/loadgen.py)",
                 "path": "/items/42?q=bench",
+                "receiver": "the real collector, relaying to the sink" if relay else "the sink",
             },
             "skipped": skipped,
         }
@@ -672,6 +688,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             measured = results["ablation"]["ours full"]["main_thread_us"]
             results["profile"] = run_profile(args, ours, sink, spare_port, measured)
     finally:
+        if relay is not None:
+            relay.stop()
         sink.stop()
     results["meta"]["duration_s"] = round(time.perf_counter() - started, 1)
     json_path = args.out / "results.json"

@@ -52,12 +52,17 @@ def _stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
 class Sink:
     process: subprocess.Popen[str]
     ports: list[int]
+    #: Where the servers export instead, when the real collector relays to the sink (``benchmarks/relay.py``).
+    front_ports: list[int] | None = None
 
     def endpoint(self, index: int) -> str:
-        return f"http://127.0.0.1:{self.ports[index]}"
+        """The OTLP endpoint a server exports to: the sink's port, or the relay collector's in front of it."""
+        ports = self.front_ports if self.front_ports is not None else self.ports
+        return f"http://127.0.0.1:{ports[index]}"
 
     def stats(self, index: int) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.endpoint(index)}/stats", timeout=10) as response:  # noqa: S310
+        url = f"http://127.0.0.1:{self.ports[index]}/stats"
+        with urllib.request.urlopen(url, timeout=10) as response:
             result: dict[str, Any] = json.load(response)
             return result
 

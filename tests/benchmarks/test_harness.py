@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,3 +127,36 @@ def test_python_load_generator_sends_exactly_the_count(sink: Sink) -> None:
     result = run_python_client(f"{sink.endpoint(0)}/items/1", requests=57, connections=4, cores={0})
     assert (result.requests, result.errors) == (57, 0)
     assert sink.stats(0)["other"] == 57  # not an OTLP path: answered and counted apart
+
+
+def test_the_real_collector_relays_every_server_to_its_own_sink_port(tmp_path: Path) -> None:
+    """``--receiver collector``: the servers export to the real collector, which forwards to the sink's ports."""
+    from benchmarks.relay import start_relay
+    from tests.stack.binaries import stack_binaries
+
+    stack_binaries()  # built (CI) or skipped with the reason
+    running = start_sink(2, {0}, sys.executable)
+    try:
+        relay = start_relay(running, {0}, tmp_path)
+        try:
+            assert running.endpoint(0) != f"http://127.0.0.1:{running.ports[0]}"  # the collector's receiver
+            request = ExportTraceServiceRequest()
+            scope_spans = request.resource_spans.add().scope_spans.add()
+            for index in range(5):
+                scope_spans.spans.add(name="GET /", trace_id=b"\x01" * 16, span_id=bytes([index + 1]) * 8)
+            for port in (0, 1):
+                http_request = urllib.request.Request(
+                    f"{running.endpoint(port)}/v1/traces",
+                    data=request.SerializeToString(),
+                    headers={"Content-Type": "application/x-protobuf"},
+                )
+                with urllib.request.urlopen(http_request, timeout=10) as response:
+                    assert response.status == 200
+            deadline = time.monotonic() + 20
+            while [running.stats(port)["items"]["traces"] for port in (0, 1)] != [5, 5]:
+                assert time.monotonic() < deadline, [running.stats(port) for port in (0, 1)]
+                time.sleep(0.2)
+        finally:
+            relay.stop()
+    finally:
+        running.stop()
