@@ -279,14 +279,7 @@ def service_overview(spec: Spec) -> dict[str, Any]:
                 ),
                 Panel(
                     "Latency by route (p50, p95, p99)",
-                    [
-                        (
-                            f"histogram_quantile({num(p)}, sum by ({by_route}, le) "
-                            f"(rate({bucket}{{{SERVICE}}}[{RATE}])))",
-                            f"{quantile_name(p)} {{{{http_route}}}}",
-                        )
-                        for p in (0.5, 0.95, 0.99)
-                    ],
+                    quantiles(bucket, by_route),
                     unit="s",
                     thresholds=latency_steps,
                     exemplars=True,
@@ -763,6 +756,19 @@ def pipeline(spec: Spec) -> dict[str, Any]:
 # --- domain dashboards: rendered when a spec lists them (``dashboards:``) ---------------------------------------
 
 
+def quantiles(metric: str, by: str, selector: str = SERVICE) -> list[tuple[str, str]]:
+    """p50, p95 and p99 of the histogram ``metric`` (its ``_bucket`` series) per ``by`` (``job`` first), each
+    legend the quantile and the other ``by`` labels."""
+    legend = " ".join(f"{{{{{label.strip()}}}}}" for label in by.split(",")[1:])
+    return [
+        (
+            f"histogram_quantile({num(q)}, sum by ({by}, le) (rate({metric}{{{selector}}}[{RATE}])))",
+            f"{quantile_name(q)} {legend}",
+        )
+        for q in (0.5, 0.95, 0.99)
+    ]
+
+
 def _prefix(spec: Spec) -> str:
     return spec.name or "otel-dist"
 
@@ -771,16 +777,6 @@ def operations(spec: Spec) -> dict[str, Any]:
     """Tracked operations (otel_dist.track_operation): runs by outcome, failure shares, latency, sizes, memory."""
     outcomes, by_op = m.OPERATION_OUTCOMES, "job, operation_name"
     failing = f'{outcomes}{{{SERVICE}, operation_outcome!="success"}}'
-
-    def quantiles(metric: str, by: str, selector: str = SERVICE) -> list[tuple[str, str]]:
-        legend = " ".join(f"{{{{{label.strip()}}}}}" for label in by.split(",")[1:])
-        return [
-            (
-                f"histogram_quantile({num(q)}, sum by ({by}, le) (rate({metric}{{{selector}}}[{RATE}])))",
-                f"{quantile_name(q)} {legend}",
-            )
-            for q in (0.5, 0.95, 0.99)
-        ]
 
     rows = [
         Row(
@@ -1087,14 +1083,7 @@ def database(spec: Spec) -> dict[str, Any]:
             [
                 Panel(
                     "Query time (p50, p95, p99)",
-                    [
-                        (
-                            f"histogram_quantile({num(q)}, sum by ({by_query}, le) "
-                            f"(rate({bucket}{{{SERVICE}}}[{RATE}])))",
-                            f"{quantile_name(q)} {{{{db_operation_name}}}} {{{{db_collection_name}}}}",
-                        )
-                        for q in (0.5, 0.95, 0.99)
-                    ],
+                    quantiles(bucket, by_query),
                     unit="s",
                     thresholds=[slow],
                     exemplars=True,
