@@ -14,24 +14,22 @@ is the same path.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.servers import Sink, _stop, clean_environ, free_port
+from otel_dist.stack import http
 
 _PIPELINE_SIGNALS = ("traces", "metrics", "logs")
 
 
 def collector_config(front_ports: list[int], sink: Sink, health_port: int) -> str:
     """The relay's configuration (JSON is YAML): receiver ``otlp/i`` on ``front_ports[i]`` -> sink port ``i``."""
-    import json
-
     receivers: dict[str, Any] = {}
     exporters: dict[str, Any] = {}
     pipelines: dict[str, Any] = {}
@@ -103,17 +101,12 @@ def start_relay(sink: Sink, cores: set[int], out: Path) -> Relay:
         )
     relay = Relay(process, front_ports, log_path)
     deadline = time.monotonic() + 60
-    while True:
+    while not http.is_ready(f"http://127.0.0.1:{health_port}/", timeout=2):
         if process.poll() is not None:
             raise RuntimeError(f"the relay collector exited: {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/", timeout=2):
-                break
-        except (urllib.error.URLError, OSError):
-            if time.monotonic() > deadline:
-                relay.stop()
-                tail = log_path.read_text()[-2000:]
-                raise RuntimeError(f"the relay collector did not become healthy: {tail}") from None
-            time.sleep(0.2)
+        if time.monotonic() > deadline:
+            relay.stop()
+            raise RuntimeError(f"the relay collector did not become healthy: {log_path.read_text()[-2000:]}")
+        time.sleep(0.2)
     sink.front_ports = front_ports
     return relay
